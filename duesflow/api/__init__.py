@@ -1,0 +1,7 @@
+"""The JSON API, /api/v1."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from . import auth_views, members, meta, orgs, payments, remittances, users  # noqa: E402,F401

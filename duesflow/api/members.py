@@ -1,0 +1,67 @@
+"""Member records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from .. import permissions, schemas
+from ..errors import Forbidden, NotFound
+from ..extensions import db
+from ..models import Member, User
+from ..services import members
+from ..workflow import Role
+from . import bp
+from .framework import current_user, endpoint, read_body, read_query
+from .pagination import page, split
+from .presenters import member_view
+
+
+def _member_roles_only(user: User) -> None:
+    if user.role == Role.ADMIN:
+        raise Forbidden("管理员不管理党员信息。")
+
+
+@bp.post("/members")
+@endpoint(summary="Register a member of the clerk's org", body=schemas.MemberCreate, response=schemas.MemberOut,
+          status=201, errors=(Forbidden,))
+def create_member() -> Any:
+    user = current_user()
+    permissions.require_role(user, Role.CLERK)
+    return member_view(members.register_member(user, read_body(schemas.MemberCreate)), user)
+
+
+@bp.get("/members")
+@endpoint(summary="Members of the caller's subtree, newest first; q searches names",
+          query=schemas.MemberQuery, response=schemas.MemberPage, errors=(Forbidden,))
+def list_members() -> Any:
+    user = current_user()
+    _member_roles_only(user)
+    params = read_query(schemas.MemberQuery)
+    query = select(Member).where(permissions.member_visibility(user))
+    if params.get("q"):
+        query = query.where(Member.name.contains(params["q"], autoescape=True))
+    query = page(query, Member, params).options(selectinload(Member.org))
+    rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
+    return {"items": [member_view(member, user) for member in rows], "next_cursor": next_cursor}
+
+
+@bp.get("/members/<int:member_id>")
+@endpoint(summary="One member", response=schemas.MemberOut, errors=(NotFound, Forbidden))
+def get_member(member_id: int) -> Any:
+    user = current_user()
+    _member_roles_only(user)
+    return member_view(permissions.visible_member_or_404(user, member_id), user)
+
+
+@bp.patch("/members/<int:member_id>")
+@endpoint(summary="Correct a member's particulars (the member's clerk)", body=schemas.MemberFields,
+          response=schemas.MemberOut, errors=(NotFound, Forbidden))
+def update_member(member_id: int) -> Any:
+    user = current_user()
+    _member_roles_only(user)
+    member = permissions.visible_member_or_404(user, member_id)
+    permissions.require_role(user, Role.CLERK)
+    return member_view(members.update_member(user, member, read_body(schemas.MemberFields)), user)

@@ -1,0 +1,65 @@
+"""Health, the OpenAPI document, and public receipt verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import schemas
+from ..errors import ReceiptNotFound, TooManyRequests
+from ..extensions import db
+from ..identity import mask_name
+from ..services import receipts, throttle
+from . import bp
+from .framework import endpoint, read_query
+
+
+@bp.get("/openapi.json")
+@endpoint(summary="This document", auth=False)
+def openapi() -> Any:
+    from .openapi import build_document
+
+    return build_document(current_app)
+
+
+@bp.get("/receipts/<number>/verify")
+@endpoint(summary="Public verification of a receipt by number and code (no login; rate limited)",
+          query=schemas.VerifyQuery, response=schemas.VerifyOut, auth=False,
+          errors=(ReceiptNotFound, TooManyRequests))
+def verify_receipt(number: str) -> Any:
+    return verification_view(number, read_query(schemas.VerifyQuery)["code"])
+
+
+def verification_view(number: str, code: str) -> dict[str, Any]:
+    """Throttled look-up shared by the API and the public page: the masked answer, or 404/429."""
+    request.writes = True  # type: ignore[attr-defined]  # counts the attempt: SQLite must begin as a writer
+    config = current_app.config
+    key = f"verify:{request.remote_addr or 'unknown'}"
+    throttle.check(key, config["VERIFY_MAX_ATTEMPTS"], config["VERIFY_WINDOW"])
+    throttle.hit(key, config["VERIFY_WINDOW"])
+    found = receipts.verify_receipt(number, code)
+    view: dict[str, Any] = {
+        "valid": found.valid,
+        "number": found.number,
+        "amount": found.amount,
+        "issued_on": found.issued_on,
+        "member_name": mask_name(found.member_name),
+        "issuer": found.issuer,
+    }
+    if found.voided:
+        view["voided"] = True
+    return view
+
+
+@endpoint(summary="Liveness: 200 when the database answers, 503 otherwise", response=schemas.Health, auth=False)
+def healthz() -> Any:
+    """Registered at /healthz, outside the API prefix, by the app factory."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return current_app.response_class('{"status":"unavailable"}', status=503, mimetype="application/json")
+    return {"status": "ok"}

@@ -1,0 +1,48 @@
+"""Keyset pagination, newest first by (created_at, id), with opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, or_
+
+from ..errors import ValidationFailed
+
+
+def encode_cursor(created_at: datetime, row_id: int) -> str:
+    raw = json.dumps([created_at.isoformat(), row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """Undo ``encode_cursor``; 422 for anything that is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, row_id = json.loads(raw)
+        moment = datetime.fromisoformat(stamp)
+        if moment.tzinfo is None or not isinstance(row_id, int) or isinstance(row_id, bool):
+            raise ValueError
+        return moment, row_id
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise ValidationFailed(fields={"cursor": ["分页游标无效。"]}) from None
+
+
+def page(query: Select[Any], model: Any, params: dict[str, Any]) -> Select[Any]:
+    """Order ``query`` newest first, start after the cursor, and fetch one extra row to know if more exist."""
+    if params.get("cursor"):
+        created_at, row_id = decode_cursor(params["cursor"])
+        query = query.where(
+            or_(model.created_at < created_at, and_(model.created_at == created_at, model.id < row_id))
+        )
+    return query.order_by(model.created_at.desc(), model.id.desc()).limit(params["limit"] + 1)
+
+
+def split(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """The page's rows and the cursor of the next page (None on the last)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].created_at, rows[-1].id)

@@ -1,0 +1,77 @@
+"""Turn models into the dicts the output schemas dump, applying what the viewer may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import identity, permissions
+from ..models import Event, Member, Org, Payment, User
+
+
+def org_ref(org: Org | None) -> dict[str, Any] | None:
+    return None if org is None else {"id": org.id, "name": org.name}
+
+
+def payment_view(payment: Payment, viewer: User, *, events: list[Event] | None = None) -> dict[str, Any]:
+    receipt = payment.receipt
+    view: dict[str, Any] = {
+        "id": payment.id,
+        "state": payment.state,
+        "amount": payment.amount,
+        "collected_on": payment.collected_on,
+        "method": payment.method,
+        "note": payment.note,
+        "member": {"id": payment.member.id, "name": payment.member.name},
+        "grassroots_org": org_ref(payment.grassroots_org),
+        "holder_org": org_ref(payment.holder_org),
+        "receipt": None
+        if receipt is None
+        else {
+            "number": receipt.number,
+            "verification_code": receipt.verification_code
+            if permissions.sees_verification_code(viewer, payment)
+            else None,
+            "issued_on": receipt.issued_on,
+            "version": receipt.version,
+            "voided": receipt.voided,
+        },
+        "available_actions": permissions.available_actions(payment, viewer),
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    }
+    if events is not None:
+        view["events"] = [
+            {
+                "action": event.action,
+                "from_state": event.from_state,
+                "to_state": event.to_state,
+                "from_org": org_ref(event.from_org),
+                "to_org": org_ref(event.to_org),
+                "actor": {"id": event.actor.id, "username": event.actor.username},
+                "note": event.note,
+                "at": event.at,
+            }
+            for event in events
+        ]
+    return view
+
+
+def member_view(member: Member, viewer: User) -> dict[str, Any]:
+    phone = member.phone
+    if phone and not permissions.sees_full_phone(viewer, member):
+        phone = identity.mask_phone(phone)
+    return {
+        "id": member.id,
+        "org": org_ref(member.org),
+        "name": member.name,
+        "gender": member.gender,
+        "birth_date": member.birth_date,
+        "joined_on": member.joined_on,
+        "id_number": identity.mask_resident_id(member.id_number) if member.id_number else None,
+        "work_unit": member.work_unit,
+        "position": member.position,
+        "phone": phone,
+        "email": member.email,
+        "created_at": member.created_at,
+        "updated_at": member.updated_at,
+    }

@@ -1,0 +1,52 @@
+"""Direct remittances: refused, never receipted (SPEC §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from .. import permissions, schemas
+from ..errors import AmountAboveMaximum, Forbidden, InvalidAmount, ValidationFailed
+from ..extensions import db
+from ..models import DirectRemittance
+from ..services.remittances import record_direct_remittance
+from ..timeutil import beijing_today
+from ..workflow import Role
+from . import bp
+from .framework import current_user, endpoint, read_body
+
+
+def remittance_view(remittance: DirectRemittance) -> dict[str, Any]:
+    return {
+        "id": remittance.id, "remitter_name": remittance.remitter_name, "amount": remittance.amount,
+        "received_on": remittance.received_on, "reference": remittance.reference, "note": remittance.note,
+        "state": remittance.state, "created_at": remittance.created_at,
+    }
+
+
+@bp.post("/direct-remittances")
+@endpoint(summary="Record money an individual sent directly to central (refused; never receipted)",
+          body=schemas.DirectRemittanceCreate, response=schemas.DirectRemittanceOut, status=201,
+          errors=(Forbidden, InvalidAmount, AmountAboveMaximum))
+def create_direct_remittance() -> Any:
+    user = current_user()
+    permissions.require_role(user, Role.CENTRAL)
+    body = read_body(schemas.DirectRemittanceCreate)
+    if body["amount"] <= 0:
+        raise InvalidAmount(fields={"amount": ["金额须大于零。"]})
+    if body["amount"] > current_app.config["MAX_AMOUNT"]:
+        raise AmountAboveMaximum()
+    if body["received_on"] > beijing_today():
+        raise ValidationFailed(fields={"received_on": ["收到日期不能晚于今天（北京时间）。"]})
+    return remittance_view(record_direct_remittance(user, body))
+
+
+@bp.get("/direct-remittances")
+@endpoint(summary="Refused direct remittances (central)", response=schemas.DirectRemittanceList,
+          errors=(Forbidden,))
+def list_direct_remittances() -> Any:
+    permissions.require_role(current_user(), Role.CENTRAL)
+    rows = db.session.scalars(select(DirectRemittance).order_by(DirectRemittance.id.desc()))
+    return {"items": [remittance_view(row) for row in rows]}

@@ -1,0 +1,67 @@
+"""Configuration: defaults, then the DUESFLOW_* environment. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+
+def _secret_key(instance_path: Path) -> str:
+    """The key from the environment, else one generated once and kept in the instance folder.
+
+    Several workers may start at once: the file is created exclusively, and a loser reads the winner's key.
+    """
+    from_env = os.environ.get("DUESFLOW_SECRET_KEY")
+    if from_env:
+        return from_env
+    key_file = instance_path / "secret_key"
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            key = key_file.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.02)
+        raise RuntimeError(f"{key_file} is empty; delete it or set DUESFLOW_SECRET_KEY") from None
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def from_environment(instance_path: Path) -> dict[str, object]:
+    """Build the configuration mapping for ``app.config`` from defaults and the environment."""
+    env = os.environ.get
+    return {
+        "SQLALCHEMY_DATABASE_URI": env("DUESFLOW_DATABASE_URL")
+        or f"sqlite:///{instance_path / 'duesflow.sqlite3'}",
+        "SECRET_KEY": _secret_key(instance_path),
+        "PUBLIC_URL": env("DUESFLOW_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "RECEIPT_FONT": env("DUESFLOW_RECEIPT_FONT") or None,
+        "MAX_AMOUNT": Decimal(env("DUESFLOW_MAX_AMOUNT", "10000000.00")),
+        "REDIS_URL": env("DUESFLOW_REDIS_URL") or None,
+        "TOKEN_TTL": timedelta(seconds=int(env("DUESFLOW_TOKEN_TTL", str(8 * 3600)))),
+        # Number of reverse proxies in front of the service whose X-Forwarded-For may be trusted.
+        "TRUSTED_PROXIES": int(env("DUESFLOW_TRUSTED_PROXIES", "0")),
+        "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_WINDOW": timedelta(minutes=15),
+        "VERIFY_MAX_ATTEMPTS": int(env("DUESFLOW_VERIFY_MAX_ATTEMPTS", "30")),
+        "VERIFY_WINDOW": timedelta(minutes=10),
+        # argon2id parameters (RFC 9106 second recommended option, lowered memory for small hosts).
+        "ARGON2_TIME_COST": 3,
+        "ARGON2_MEMORY_COST": 64 * 1024,
+        "ARGON2_PARALLELISM": 2,
+        "IDEMPOTENCY_TTL": timedelta(hours=24),
+        # An in-flight idempotency claim older than this belongs to a request that died; it may be retaken.
+        "IDEMPOTENCY_CLAIM_TIMEOUT": timedelta(seconds=60),
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env("DUESFLOW_SECURE_COOKIES", "0") == "1",
+        "JSON_SORT_KEYS": False,
+    }

@@ -1,0 +1,92 @@
+"""One place that turns errors into answers: the SPEC's JSON under /api, a Chinese page elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, render_template, request
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .errors import (
+    AlreadyExists,
+    DomainError,
+    InvalidTransition,
+    MalformedRequest,
+    MethodNotAllowed,
+    NotFound,
+    RequestTooLarge,
+)
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class ServiceBusy(DomainError):
+    status, code, default_message = 503, "service_unavailable", "服务繁忙，请稍后再试。"
+
+
+class InternalError(DomainError):
+    status, code, default_message = 500, "internal_error", "服务器内部错误，已记录，请联系管理员。"
+
+
+def _answer(error: DomainError) -> Any:
+    if request.path.startswith("/api/") or request.path == "/healthz":
+        response = Response(
+            __import__("json").dumps(error.to_json(), ensure_ascii=False), status=error.status,
+            mimetype="application/json",
+        )
+    else:
+        response = Response(
+            render_template("error.html", error=error), status=error.status, mimetype="text/html"
+        )
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError) -> Any:
+        db.session.rollback()
+        return _answer(error)
+
+    @app.errorhandler(StaleDataError)
+    def lost_race(_error: StaleDataError) -> Any:
+        # Another request changed the payment between our read and our write: it won.
+        db.session.rollback()
+        return _answer(InvalidTransition("该款项刚被他人处理，请刷新后再试。"))
+
+    @app.errorhandler(IntegrityError)
+    def integrity(_error: IntegrityError) -> Any:
+        db.session.rollback()
+        return _answer(AlreadyExists("与已有记录冲突（可能是同时提交），请刷新后再试。"))
+
+    @app.errorhandler(OperationalError)
+    def busy(error: OperationalError) -> Any:
+        db.session.rollback()
+        log.warning("database unavailable: %s", error.orig)
+        return _answer(ServiceBusy(headers={"Retry-After": "1"}))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        db.session.rollback()
+        if isinstance(error, RequestEntityTooLarge):
+            return _answer(RequestTooLarge())
+        if error.code == 404:
+            return _answer(NotFound())
+        if error.code == 405:
+            return _answer(MethodNotAllowed())
+        mapped = DomainError(error.description)
+        mapped.status = error.code or 400  # type: ignore[misc]
+        if mapped.status == 400:
+            return _answer(MalformedRequest(error.description))
+        return _answer(mapped)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Any:
+        db.session.rollback()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _answer(InternalError())

@@ -1,0 +1,320 @@
+"""Typed SQLAlchemy models. The rules the database can keep are kept there: CHECK, UNIQUE, foreign keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+from .money import MINIMUM_AMOUNT
+from .workflow import OrgKind, Role, State
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC on every engine and gives back aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+Money = Numeric(14, 2, asdecimal=True)
+
+
+def _in(column: str, values: type) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+class Org(db.Model):
+    __tablename__ = "orgs"
+    __table_args__ = (
+        CheckConstraint(_in("kind", OrgKind), name="kind"),
+        CheckConstraint("(kind = 'central') = (parent_id IS NULL)", name="root_is_central"),
+        UniqueConstraint("parent_id", "name", name="uq_orgs_parent_name"),
+        Index("ix_orgs_tree_path", "tree_path"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
+    # Materialized path of ids, "/1/7/42/": the subtree of an org is every org whose path starts with its own.
+    tree_path: Mapped[str] = mapped_column(String(400), default="")
+    code: Mapped[str | None] = mapped_column(String(60), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    parent: Mapped[Org | None] = relationship(remote_side=[id])
+
+    @property
+    def ancestor_ids(self) -> list[int]:
+        """Ids from the root down to and including this org."""
+        return [int(part) for part in self.tree_path.strip("/").split("/")]
+
+
+class Member(db.Model):
+    __tablename__ = "members"
+    __table_args__ = (
+        CheckConstraint("gender IS NULL OR gender IN ('male', 'female')", name="gender"),
+        Index("ix_members_org_created", "org_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    name: Mapped[str] = mapped_column(String(50))
+    gender: Mapped[str | None] = mapped_column(String(6))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    joined_on: Mapped[date | None] = mapped_column(Date)
+    id_number: Mapped[str | None] = mapped_column(String(18))
+    work_unit: Mapped[str | None] = mapped_column(String(200))
+    position: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    org: Mapped[Org] = relationship()
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_in("role", Role), name="role"),
+        CheckConstraint(
+            "(role = 'admin' AND org_id IS NULL AND member_id IS NULL)"
+            " OR (role = 'member' AND org_id IS NULL AND member_id IS NOT NULL)"
+            " OR (role IN ('clerk', 'reviewer', 'central') AND org_id IS NOT NULL AND member_id IS NULL)",
+            name="role_affiliation",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(10))
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped on a password change or deactivation: web sessions carrying an older value are void.
+    auth_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    org: Mapped[Org | None] = relationship()
+    member: Mapped[Member | None] = relationship()
+
+
+class Payment(db.Model):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint(f"amount >= {MINIMUM_AMOUNT}", name="amount_minimum"),
+        CheckConstraint(_in("state", State), name="state"),
+        CheckConstraint("method IN ('cash', 'bank_transfer', 'wechat', 'alipay', 'other')", name="method"),
+        CheckConstraint("regular_dues_paid", name="regular_dues_paid"),
+        Index("ix_payments_created", "created_at", "id"),
+        Index("ix_payments_grassroots_created", "grassroots_org_id", "created_at", "id"),
+        Index("ix_payments_holder_state", "holder_org_id", "state", "created_at", "id"),
+        Index("ix_payments_member_created", "member_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    grassroots_org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    holder_org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    state: Mapped[str] = mapped_column(String(12), default=State.RECORDED.value)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    collected_on: Mapped[date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(16))
+    regular_dues_paid: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(String(500))
+    # Org ids from the grassroots org up to central, fixed at the first submit.
+    path: Mapped[list[int] | None] = mapped_column(JSON)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Optimistic lock: every change is an UPDATE ... WHERE version = :seen, so of two racing actions one wins.
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    member: Mapped[Member] = relationship()
+    grassroots_org: Mapped[Org] = relationship(foreign_keys=[grassroots_org_id])
+    holder_org: Mapped[Org] = relationship(foreign_keys=[holder_org_id])
+    events: Mapped[list[Event]] = relationship(
+        back_populates="payment", order_by="Event.id", lazy="raise_on_sql"
+    )
+    receipts: Mapped[list[Receipt]] = relationship(
+        back_populates="payment", order_by="Receipt.id", lazy="selectin"
+    )
+
+    @property
+    def receipt(self) -> Receipt | None:
+        """The latest receipt (possibly voided), or None."""
+        return self.receipts[-1] if self.receipts else None
+
+
+class Event(db.Model):
+    """One entry of a payment's history, linked into the audit hash chain."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_payment", "payment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    action: Mapped[str] = mapped_column(String(20))
+    from_state: Mapped[str | None] = mapped_column(String(12))
+    to_state: Mapped[str] = mapped_column(String(12))
+    from_org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
+    to_org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(String(500))
+    # What else the event changed, e.g. {"amount": "1000.00"} on record, old/new values on correct.
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    payment: Mapped[Payment] = relationship(back_populates="events")
+    actor: Mapped[User] = relationship(lazy="joined")
+    from_org: Mapped[Org | None] = relationship(foreign_keys=[from_org_id], lazy="joined")
+    to_org: Mapped[Org] = relationship(foreign_keys=[to_org_id], lazy="joined")
+
+
+class AuditHead(db.Model):
+    """The end of the event hash chain; its row lock serializes event writers on PostgreSQL."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Receipt(db.Model):
+    __tablename__ = "receipts"
+    __table_args__ = (
+        UniqueConstraint("year", "sequence", name="uq_receipts_year_sequence"),
+        CheckConstraint("sequence >= 1 AND sequence <= 999999", name="sequence_range"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index(
+            "uq_receipts_one_live_per_payment",
+            "payment_id",
+            unique=True,
+            sqlite_where=text("NOT voided"),
+            postgresql_where=text("NOT voided"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    number: Mapped[str] = mapped_column(String(11), unique=True)
+    year: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    verification_code: Mapped[str] = mapped_column(String(8))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    issued_on: Mapped[date] = mapped_column(Date)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    payment: Mapped[Payment] = relationship(back_populates="receipts")
+
+
+class ReceiptSequence(db.Model):
+    """The last receipt number issued in a Beijing year; its row lock makes numbering gapless."""
+
+    __tablename__ = "receipt_sequences"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DirectRemittance(db.Model):
+    """Money an individual sent straight to central: refused, never receipted."""
+
+    __tablename__ = "direct_remittances"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("state IN ('refused', 'returned')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    remitter_name: Mapped[str] = mapped_column(String(50))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    received_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(10), default="refused")
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Token(db.Model):
+    """An API bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class ThrottleHit(db.Model):
+    """One counted attempt (a failed login, a verification) under a throttle key."""
+
+    __tablename__ = "throttle_hits"
+    __table_args__ = (Index("ix_throttle_hits_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyKey(db.Model):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),
+        CheckConstraint("state IN ('in_flight', 'done')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(10), default="in_flight")
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Receipts: amounts in capitals and figures, and the commemorative receipt PDF (pure, no Flask, no DB)."""

@@ -1,0 +1,376 @@
+"""Marshmallow schemas: what every request body may hold and the shape of every answer. The OpenAPI
+document is generated from these same classes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from . import identity
+from .money import JsonNumber, format_amount, parse_amount
+from .timeutil import beijing_iso
+from .workflow import OrgKind, Role, State
+
+PAYMENT_METHODS = ("cash", "bank_transfer", "wechat", "alipay", "other")
+
+
+# ---- fields ---------------------------------------------------------------------------------------------
+
+
+class Text(fields.String):
+    """A JSON string (never a number), stripped, with a bounded length."""
+
+    def __init__(self, max_length: int, *, min_length: int = 1, strip: bool = True, **kwargs: Any) -> None:
+        extra = kwargs.pop("validate", None)
+        checks = [validate.Length(min=min_length, max=max_length)] + ([extra] if extra else [])
+        super().__init__(validate=checks, **kwargs)
+        self.strip = strip
+        self.metadata.setdefault("maxLength", max_length)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str) or isinstance(value, JsonNumber):
+            raise ValidationError("须为字符串。")
+        text = value.strip() if self.strip else value
+        if "\x00" in text:
+            raise ValidationError("不能包含控制字符。")
+        return text
+
+
+class Amount(fields.Field):
+    """A decimal string like "1000.00" (or a JSON number with ≤ 2 decimals); dumped with two decimals."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        try:
+            return parse_amount(value)
+        except ValueError:
+            raise ValidationError("金额格式不正确。") from None
+
+    def _serialize(self, value: Decimal | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else format_amount(value)
+
+
+class StrictBool(fields.Boolean):
+    """Only JSON true or false."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("须为 true 或 false。")
+        return value
+
+
+class Id(fields.Integer):
+    """A positive JSON integer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
+
+
+class IsoDate(fields.Date):
+    """``YYYY-MM-DD``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.date:
+        if not isinstance(value, str) or isinstance(value, JsonNumber) or len(value) != 10:
+            raise ValidationError("日期须为 YYYY-MM-DD 格式。")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValidationError("日期须为 YYYY-MM-DD 格式的有效日期。") from None
+
+
+class Timestamp(fields.DateTime):
+    """ISO 8601 in Beijing time with its offset."""
+
+    def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else beijing_iso(value)
+
+
+class Normalized(Text):
+    """A string put in its canonical form by an identity check, which raises ValueError with the message."""
+
+    def __init__(self, max_length: int, normalizer: Any, **kwargs: Any) -> None:
+        super().__init__(max_length, **kwargs)
+        self.normalizer = normalizer
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return self.normalizer(text)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+
+
+class Input(Schema):
+    """Request bodies: unknown fields are refused."""
+
+    class Meta:
+        unknown = RAISE
+
+
+# ---- requests -------------------------------------------------------------------------------------------
+
+
+class TokenRequest(Input):
+    username = Text(64, required=True)
+    password = Text(256, strip=False, required=True)
+
+
+class TokenResponse(Schema):
+    token = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+
+
+class PasswordChange(Input):
+    old_password = Text(256, strip=False, required=True)
+    new_password = Text(256, strip=False, required=True)
+
+
+class OrgCreate(Input):
+    name = Text(100, required=True)
+    kind = fields.String(required=True, validate=validate.OneOf([k.value for k in OrgKind]))
+    parent_id = Id(required=True, allow_none=True)
+
+
+class OrgUpdate(Input):
+    name = Text(100)
+    active = StrictBool()
+
+
+class OrgOut(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    kind = fields.String(required=True)
+    parent_id = fields.Integer(allow_none=True, required=True)
+    active = fields.Boolean(required=True)
+
+
+class OrgList(Schema):
+    items = fields.List(fields.Nested(OrgOut), required=True)
+
+
+USERNAME = validate.Regexp(r"^[A-Za-z0-9_.@-]{3,64}$", error="用户名须为 3 到 64 个字母、数字或 _ . @ -。")
+
+
+class UserCreate(Input):
+    username = Text(64, required=True, validate=USERNAME)
+    password = Text(256, strip=False, required=True)
+    role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
+    org_id = Id(allow_none=True)
+    member_id = Id(allow_none=True)
+
+
+class UserUpdate(Input):
+    active = StrictBool()
+    password = Text(256, strip=False)
+
+
+class UserOut(Schema):
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True)
+    org_id = fields.Integer(allow_none=True, required=True)
+    member_id = fields.Integer(allow_none=True, required=True)
+    active = fields.Boolean(required=True)
+
+
+class UserList(Schema):
+    items = fields.List(fields.Nested(UserOut), required=True)
+
+
+class MemberFields(Input):
+    name = Normalized(50, identity.validate_person_name)
+    gender = fields.String(allow_none=True, validate=validate.OneOf(["male", "female"]))
+    birth_date = IsoDate(allow_none=True)
+    joined_on = IsoDate(allow_none=True)
+    id_number = Normalized(18, identity.validate_resident_id, allow_none=True)
+    work_unit = Text(200, allow_none=True)
+    position = Text(100, allow_none=True)
+    phone = Normalized(20, identity.validate_phone, allow_none=True)
+    email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+
+
+class MemberCreate(MemberFields):
+    name = Normalized(50, identity.validate_person_name, required=True)
+
+
+class MemberOut(Schema):
+    id = fields.Integer(required=True)
+    org = fields.Nested(lambda: OrgRef(), required=True)
+    name = fields.String(required=True)
+    gender = fields.String(allow_none=True)
+    birth_date = IsoDate(allow_none=True)
+    joined_on = IsoDate(allow_none=True)
+    id_number = fields.String(allow_none=True, metadata={"description": "always masked"})
+    work_unit = fields.String(allow_none=True)
+    position = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True, metadata={"description": "masked except for the member's clerk"})
+    email = fields.String(allow_none=True)
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+
+
+class Page(Schema):
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class MemberPage(Page):
+    items = fields.List(fields.Nested(MemberOut), required=True)
+
+
+class ListQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class MemberQuery(ListQuery):
+    q = fields.String(validate=validate.Length(max=50))
+
+
+class PaymentQuery(ListQuery):
+    state = fields.String(validate=validate.OneOf([s.value for s in State]))
+    holder = fields.String(validate=validate.OneOf(["me"]))
+
+
+class PaymentCreate(Input):
+    member_id = Id(required=True)
+    amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})
+    collected_on = IsoDate(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    regular_dues_paid = StrictBool(required=True)
+    note = Text(500, allow_none=True, min_length=0)
+
+
+class PaymentCorrect(Input):
+    amount = Amount(metadata={"type": "string", "example": "1000.00"})
+    collected_on = IsoDate()
+    method = fields.String(validate=validate.OneOf(PAYMENT_METHODS))
+
+    @validates_schema
+    def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("至少更正一项：amount、collected_on 或 method。", "_schema")
+
+
+class ActionBody(Input):
+    reason = Text(500, allow_none=True)
+
+
+class OrgRef(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+
+
+class MemberRef(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+
+
+class ReceiptOut(Schema):
+    number = fields.String(required=True)
+    verification_code = fields.String(allow_none=True, required=True,
+                                      metadata={"description": "shown only to the member and central"})
+    issued_on = IsoDate(required=True)
+    version = fields.Integer(required=True)
+    voided = fields.Boolean(required=True)
+
+
+class ActorRef(Schema):
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+
+
+class EventOut(Schema):
+    action = fields.String(required=True)
+    from_state = fields.String(allow_none=True, required=True)
+    to_state = fields.String(required=True)
+    from_org = fields.Nested(OrgRef, allow_none=True, required=True)
+    to_org = fields.Nested(OrgRef, allow_none=True, required=True)
+    actor = fields.Nested(ActorRef, required=True)
+    note = fields.String(allow_none=True, required=True)
+    at = Timestamp(required=True)
+
+
+class PaymentOut(Schema):
+    id = fields.Integer(required=True)
+    state = fields.String(required=True, validate=validate.OneOf([s.value for s in State]))
+    amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})
+    collected_on = IsoDate(required=True)
+    method = fields.String(required=True)
+    note = fields.String(allow_none=True, required=True)
+    member = fields.Nested(MemberRef, required=True)
+    grassroots_org = fields.Nested(OrgRef, required=True)
+    holder_org = fields.Nested(OrgRef, required=True)
+    receipt = fields.Nested(ReceiptOut, allow_none=True, required=True)
+    available_actions = fields.List(fields.String(), required=True)
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+
+
+class PaymentDetail(PaymentOut):
+    events = fields.List(fields.Nested(EventOut), required=True)
+
+
+class PaymentPage(Page):
+    items = fields.List(fields.Nested(PaymentOut), required=True)
+
+
+class VerifyQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class VerifyOut(Schema):
+    valid = fields.Boolean(required=True)
+    voided = fields.Boolean()
+    number = fields.String(required=True)
+    amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})
+    issued_on = IsoDate(required=True)
+    member_name = fields.String(required=True, metadata={"description": "masked: surname kept"})
+    issuer = fields.String(required=True)
+
+
+class DirectRemittanceCreate(Input):
+    remitter_name = Normalized(50, identity.validate_person_name, required=True)
+    amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})
+    received_on = IsoDate(required=True)
+    reference = Text(100, allow_none=True, min_length=0)
+    note = Text(500, allow_none=True, min_length=0)
+
+
+class DirectRemittanceOut(Schema):
+    id = fields.Integer(required=True)
+    remitter_name = fields.String(required=True)
+    amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})
+    received_on = IsoDate(required=True)
+    reference = fields.String(allow_none=True, required=True)
+    note = fields.String(allow_none=True, required=True)
+    state = fields.String(required=True, validate=validate.OneOf(["refused", "returned"]))
+    created_at = Timestamp(required=True)
+
+
+class DirectRemittanceList(Schema):
+    items = fields.List(fields.Nested(DirectRemittanceOut), required=True)
+
+
+class ErrorBody(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    field_errors = fields.Dict(data_key="fields", metadata={"description": "only for validation errors"})
+
+
+class ErrorOut(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class Health(Schema):
+    status = fields.String(required=True)

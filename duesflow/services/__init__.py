@@ -1,0 +1,1 @@
+"""Use cases. They validate, change the models and flush; the request (or CLI command) commits once."""

@@ -1,0 +1,129 @@
+"""Passwords (argon2id), opaque bearer tokens stored hashed, and the login throttle."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import select, update
+
+from ..errors import InvalidCredentials, ValidationFailed
+from ..extensions import db
+from ..models import Token, User, utcnow
+from . import throttle
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def _hasher() -> PasswordHasher:
+    config = current_app.config
+    hasher = current_app.extensions.get("duesflow_hasher")
+    if hasher is None:
+        hasher = current_app.extensions["duesflow_hasher"] = PasswordHasher(
+            time_cost=config["ARGON2_TIME_COST"],
+            memory_cost=config["ARGON2_MEMORY_COST"],
+            parallelism=config["ARGON2_PARALLELISM"],
+        )
+    return hasher
+
+
+def check_password_rules(password: str, field: str = "password") -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(fields={field: [f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符。"]})
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """Verify; for an unknown user a dummy hash is checked so that timing does not reveal usernames."""
+    hasher = _hasher()
+    stored = user.password_hash if user is not None else current_app.extensions.setdefault(
+        "duesflow_dummy_hash", hasher.hash(secrets.token_hex(16))
+    )
+    try:
+        hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return user is not None
+
+
+def _throttle_keys(username: str, client: str) -> tuple[str, str]:
+    return f"login:user:{username.casefold()}", f"login:client:{client}"
+
+
+def authenticate(username: str, password: str, client: str) -> User:
+    """The active user with these credentials; 401 otherwise, 429 after too many recent failures."""
+    config = current_app.config
+    limit, window = config["LOGIN_MAX_FAILURES"], config["LOGIN_WINDOW"]
+    keys = _throttle_keys(username, client)
+    for key in keys:
+        throttle.check(key, limit, window)
+    user = db.session.scalars(select(User).where(User.username == username)).one_or_none()
+    if not password_matches(user, password) or user is None or not user.active:
+        for key in keys:
+            throttle.hit(key, window)
+        raise InvalidCredentials()
+    throttle.clear(keys[0])
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+def issue_token(user: User) -> IssuedToken:
+    """A new opaque token; only its SHA-256 is kept."""
+    ttl = current_app.config["TOKEN_TTL"]
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(Token(user_id=user.id, token_hash=_digest(token), created_at=now, expires_at=now + ttl))
+    db.session.flush()
+    return IssuedToken(token, int(ttl.total_seconds()))
+
+
+def user_for_token(token: str) -> tuple[User, Token] | None:
+    """The active user behind a live token, or None."""
+    if not token or len(token) > 200:
+        return None
+    row = db.session.scalars(select(Token).where(Token.token_hash == _digest(token))).one_or_none()
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or not row.user.active:
+        return None
+    return row.user, row
+
+
+def revoke_token(token_row: Token) -> None:
+    token_row.revoked_at = utcnow()
+    db.session.flush()
+
+
+def revoke_all(user: User) -> None:
+    """Revoke every token of ``user`` and void its web sessions."""
+    db.session.execute(
+        update(Token).where(Token.user_id == user.id, Token.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+    user.auth_version += 1
+    db.session.flush()
+
+
+def set_password(user: User, password: str, field: str = "password") -> None:
+    check_password_rules(password, field)
+    user.password_hash = hash_password(password)
+    revoke_all(user)
+
+
+def change_own_password(user: User, old_password: str, new_password: str) -> None:
+    if not password_matches(user, old_password):
+        raise ValidationFailed(fields={"old_password": ["原密码不正确。"]})
+    set_password(user, new_password, "new_password")

@@ -1,0 +1,159 @@
+"""Recording, correcting and moving payments along their path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from .. import permissions
+from ..errors import (
+    AmountAboveMaximum,
+    AmountBelowMinimum,
+    DirectPaymentRefused,
+    RegularDuesUnpaid,
+    ValidationFailed,
+)
+from ..extensions import db
+from ..models import Member, Org, Payment, User, utcnow
+from ..money import MINIMUM_AMOUNT, format_amount
+from ..timeutil import beijing_today
+from ..workflow import Action, Position, Role, State, target
+from . import receipts
+from .audit import append_event
+
+
+def check_amount(amount: Decimal) -> None:
+    """The rule's minimum and the configured maximum (both inclusive)."""
+    if amount < MINIMUM_AMOUNT:
+        raise AmountBelowMinimum()
+    if amount > current_app.config["MAX_AMOUNT"]:
+        raise AmountAboveMaximum(
+            f"金额超过系统允许的上限 {format_amount(current_app.config['MAX_AMOUNT'])} 元。"
+        )
+
+
+def check_collected_on(collected_on: date) -> None:
+    if collected_on > beijing_today():
+        raise ValidationFailed(fields={"collected_on": ["代收日期不能晚于今天（北京时间）。"]})
+
+
+@dataclass(frozen=True)
+class PaymentInput:
+    member_id: int
+    amount: Decimal
+    collected_on: date
+    method: str
+    regular_dues_paid: bool
+    note: str | None = None
+
+
+def record_payment(clerk: User, data: PaymentInput) -> Payment:
+    """A clerk records money collected from one of its org's members; writes the ``record`` event."""
+    if clerk.role == Role.MEMBER:
+        raise DirectPaymentRefused()
+    permissions.require_role(clerk, Role.CLERK)
+    member = db.session.scalars(
+        select(Member).where(Member.id == data.member_id, Member.org_id == clerk.org_id)
+    ).one_or_none()
+    if member is None:
+        raise ValidationFailed(fields={"member_id": ["本单位没有这名党员。"]})
+    check_amount(data.amount)
+    if not data.regular_dues_paid:
+        raise RegularDuesUnpaid()
+    check_collected_on(data.collected_on)
+    org = clerk.org
+    assert org is not None
+    if not org.active:
+        raise ValidationFailed("本单位已停用，不能登记新的款项。")
+    now = utcnow()
+    payment = Payment(
+        member=member,
+        grassroots_org_id=org.id,
+        holder_org_id=org.id,
+        state=State.RECORDED.value,
+        amount=data.amount,
+        collected_on=data.collected_on,
+        method=data.method,
+        regular_dues_paid=True,
+        note=data.note,
+        created_by_id=clerk.id,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(payment)
+    db.session.flush()
+    append_event(
+        payment, action="record", actor=clerk, from_state=None, from_org_id=None,
+        details={"amount": format_amount(payment.amount)},
+    )
+    return payment
+
+
+CORRECTABLE_FIELDS = ("amount", "collected_on", "method")
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format_amount(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def correct_payment(clerk: User, payment: Payment, changes: dict[str, Any]) -> Payment:
+    """Correct amount, collection date or method of a recorded or returned payment; writes ``correct``."""
+    permissions.may_correct(clerk, payment)
+    if "amount" in changes:
+        check_amount(changes["amount"])
+    if "collected_on" in changes:
+        check_collected_on(changes["collected_on"])
+    old = {name: _shown(getattr(payment, name)) for name in CORRECTABLE_FIELDS if name in changes}
+    new = {name: _shown(changes[name]) for name in old}
+    if old == new:
+        return payment
+    for name in old:
+        setattr(payment, name, changes[name])
+    payment.updated_at = utcnow()
+    details: dict[str, Any] = {"old": old, "new": new}
+    if "amount" in new:
+        details["amount"] = new["amount"]
+    append_event(
+        payment, action="correct", actor=clerk, from_state=payment.state,
+        from_org_id=payment.holder_org_id, details=details,
+    )
+    return payment
+
+
+def _ancestor_path(org: Org) -> list[int]:
+    """Org ids from ``org`` up to central."""
+    return list(reversed(org.ancestor_ids))
+
+
+def act(payment: Payment, action: Action, user: User, *, reason: str | None = None) -> Payment:
+    """Take a workflow action on a payment, writing its event; confirm also issues the receipt."""
+    permissions.check_action(user, payment, action)
+    if action is Action.SUBMIT and payment.path is None:
+        payment.path = _ancestor_path(payment.grassroots_org)
+    path = payment.path or [payment.grassroots_org_id]  # withdrawn before ever being submitted
+    here = Position(State(payment.state), path.index(payment.holder_org_id))
+    there = target(action, here, path)
+    from_state, from_org_id = payment.state, payment.holder_org_id
+    payment.state = there.state.value
+    payment.holder_org_id = path[there.holder_index]
+    payment.updated_at = utcnow()
+    details: dict[str, Any] = {}
+    if action is Action.CONFIRM:
+        db.session.flush()  # the version check settles the race before a receipt number is taken
+        receipt = receipts.issue_receipt(payment)
+        details["receipt_number"] = receipt.number
+    append_event(
+        payment, action=action.value, actor=user, from_state=from_state, from_org_id=from_org_id,
+        note=reason, details=details,
+    )
+    return payment
+

@@ -1,0 +1,20 @@
+"""Beijing time: dates of collection and issue, and the offsets of timestamps shown to people."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from .models import utcnow
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def beijing_today() -> date:
+    """Today's date in Beijing."""
+    return utcnow().astimezone(BEIJING).date()
+
+
+def beijing_iso(moment: datetime) -> str:
+    """An ISO 8601 timestamp with the +08:00 offset."""
+    return moment.astimezone(BEIJING).isoformat()

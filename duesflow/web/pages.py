@@ -1,0 +1,111 @@
+"""Login (session with CSRF protection), logout, home, and the public verification page."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import abort, g, redirect, render_template, request, session, url_for
+
+from ..errors import InvalidCredentials, ReceiptNotFound, TooManyRequests
+from ..extensions import db
+from ..models import User
+from ..receipts.capitals import format_yuan
+from ..services import auth
+from . import bp
+
+ROLE_NAMES = {"admin": "系统管理员", "clerk": "基层党委经办人", "reviewer": "组织部门审核人",
+              "central": "中央组织部", "member": "党员"}
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, created on first use."""
+    if "csrf_token" not in session:
+        session["csrf_token"] = secrets.token_urlsafe(32)
+    return session["csrf_token"]
+
+
+@bp.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "current_user": session_user, "role_names": ROLE_NAMES,
+            "yuan": format_yuan}
+
+
+@bp.before_app_request
+def _check_csrf() -> None:
+    if request.method == "POST" and not request.path.startswith("/api/"):
+        sent = request.form.get("csrf_token", "")
+        expected = session.get("csrf_token", "")
+        if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
+            abort(400, description="表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试。")
+
+
+def session_user() -> User | None:
+    """The logged-in user of the web session, if the session is still valid."""
+    if "web_user" in g:
+        return g.web_user
+    user = None
+    user_id, version = session.get("user_id"), session.get("auth_version")
+    if user_id is not None:
+        candidate = db.session.get(User, user_id)
+        if candidate is not None and candidate.active and candidate.auth_version == version:
+            user = candidate
+    g.web_user = user
+    return user
+
+
+@bp.get("/login")
+def login_form() -> Any:
+    return render_template("login.html", error=None, username="")
+
+
+@bp.post("/login")
+def login() -> Any:
+    username = request.form.get("username", "")[:64]
+    password = request.form.get("password", "")[:256]
+    try:
+        user = auth.authenticate(username, password, request.remote_addr or "unknown")
+    except (InvalidCredentials, TooManyRequests) as error:
+        db.session.rollback()
+        status = error.status
+        response = render_template("login.html", error=error.message, username=username), status
+        return response if not isinstance(error, TooManyRequests) else (*response, error.headers)
+    db.session.commit()
+    session.clear()  # a new session on login: no fixation
+    session["user_id"] = user.id
+    session["auth_version"] = user.auth_version
+    csrf_token()
+    return redirect(url_for("web.home"))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("web.login_form"))
+
+
+@bp.get("/")
+def home() -> Any:
+    user = session_user()
+    if user is None:
+        return redirect(url_for("web.login_form"))
+    return render_template("home.html", user=user)
+
+
+@bp.get("/verify/<number>")
+def verify_page(number: str) -> Any:
+    from ..api.meta import verification_view
+
+    code = request.args.get("code", "")[:64]
+    status, result, error = 200, None, None
+    if code:
+        try:
+            result = verification_view(number, code)
+            db.session.commit()
+        except (ReceiptNotFound, TooManyRequests) as failure:
+            db.session.rollback()
+            status, error = failure.status, failure
+    return render_template("verify.html", number=number[:32], code=code, result=result,
+                           error=error), status
+
+

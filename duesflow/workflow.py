@@ -1,0 +1,133 @@
+"""The payment state machine as data: states, actions, who may take them, and where they lead.
+
+Pure: no Flask, no database. ``TRANSITIONS`` is the whole workflow at a glance; ``target`` says where an
+action moves a payment along its fixed path; permissions.py decides whether a given user may act.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    CLERK = "clerk"
+    REVIEWER = "reviewer"
+    CENTRAL = "central"
+    MEMBER = "member"
+
+
+class OrgKind(StrEnum):
+    CENTRAL = "central"
+    CHANNEL = "channel"
+    INTERMEDIATE = "intermediate"
+    GRASSROOTS = "grassroots"
+
+
+class State(StrEnum):
+    RECORDED = "recorded"
+    IN_REVIEW = "in_review"
+    AT_CENTRAL = "at_central"
+    RECEIPTED = "receipted"
+    RETURNED = "returned"
+    REJECTED = "rejected"
+    REFUNDED = "refunded"
+    WITHDRAWN = "withdrawn"
+
+
+class Action(StrEnum):
+    SUBMIT = "submit"
+    FORWARD = "forward"
+    RETURN = "return"
+    REJECT = "reject"
+    CONFIRM = "confirm"
+    WITHDRAW = "withdraw"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One row of the workflow table: from which states, by which roles, and whether a reason is owed."""
+
+    sources: frozenset[State]
+    roles: frozenset[Role]
+    needs_reason: bool = False
+
+
+TRANSITIONS: dict[Action, Transition] = {
+    Action.SUBMIT: Transition(frozenset({State.RECORDED, State.RETURNED}), frozenset({Role.CLERK})),
+    Action.FORWARD: Transition(frozenset({State.IN_REVIEW}), frozenset({Role.REVIEWER})),
+    Action.RETURN: Transition(
+        frozenset({State.IN_REVIEW, State.AT_CENTRAL}), frozenset({Role.REVIEWER, Role.CENTRAL}), True
+    ),
+    Action.REJECT: Transition(
+        frozenset({State.IN_REVIEW, State.AT_CENTRAL}), frozenset({Role.REVIEWER, Role.CENTRAL}), True
+    ),
+    Action.CONFIRM: Transition(frozenset({State.AT_CENTRAL}), frozenset({Role.CENTRAL})),
+    Action.WITHDRAW: Transition(frozenset({State.RECORDED, State.RETURNED}), frozenset({Role.CLERK}), True),
+}
+
+# States in which a clerk may still correct the payment's particulars (PATCH).
+CORRECTABLE_STATES = frozenset({State.RECORDED, State.RETURNED})
+
+# Which kinds of organization may be the parent of which (None: the root).
+ALLOWED_PARENT_KINDS: dict[OrgKind, frozenset[OrgKind | None]] = {
+    OrgKind.CENTRAL: frozenset({None}),
+    OrgKind.CHANNEL: frozenset({OrgKind.CENTRAL}),
+    OrgKind.INTERMEDIATE: frozenset({OrgKind.CHANNEL, OrgKind.INTERMEDIATE}),
+    OrgKind.GRASSROOTS: frozenset({OrgKind.CHANNEL, OrgKind.INTERMEDIATE}),
+}
+
+# The kind of organization each role belongs to (admins and members belong to none).
+ROLE_ORG_KINDS: dict[Role, frozenset[OrgKind]] = {
+    Role.CLERK: frozenset({OrgKind.GRASSROOTS}),
+    Role.REVIEWER: frozenset({OrgKind.INTERMEDIATE, OrgKind.CHANNEL}),
+    Role.CENTRAL: frozenset({OrgKind.CENTRAL}),
+}
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a payment is: its state and the index of its holder in its path (0 = grassroots)."""
+
+    state: State
+    holder_index: int
+
+
+def is_possible(action: Action, state: State) -> bool:
+    """Whether ``action`` can be taken from ``state`` at all, whoever asks."""
+    return state in TRANSITIONS[action].sources
+
+
+def role_may(action: Action, role: Role) -> bool:
+    """Whether ``role`` is ever allowed to take ``action``."""
+    return role in TRANSITIONS[action].roles
+
+
+def target(action: Action, position: Position, path: Sequence[int]) -> Position:
+    """Where ``action`` moves a payment standing at ``position`` on ``path`` (grassroots first, central last).
+
+    No level is ever skipped: forward and submit move exactly one step up, return exactly one step down.
+    """
+    if not is_possible(action, position.state):
+        raise ValueError(f"{action} is not possible from {position.state}")
+    last = len(path) - 1
+    if action in (Action.SUBMIT, Action.FORWARD):
+        up = position.holder_index + 1
+        return Position(State.AT_CENTRAL if up == last else State.IN_REVIEW, up)
+    if action is Action.RETURN:
+        down = position.holder_index - 1
+        return Position(State.RETURNED if down == 0 else State.IN_REVIEW, down)
+    if action is Action.REJECT:
+        return Position(State.REJECTED, position.holder_index)
+    if action is Action.CONFIRM:
+        return Position(State.RECEIPTED, position.holder_index)
+    return Position(State.WITHDRAWN, position.holder_index)  # Action.WITHDRAW
+
+
+def actionable_states(role: Role) -> frozenset[State]:
+    """The states in which a payment held at an org awaits an action from that org's ``role`` (the inbox)."""
+    return frozenset(
+        state for transition in TRANSITIONS.values() if role in transition.roles for state in transition.sources
+    )
