@@ -1,0 +1,200 @@
+"""Fixtures: an app on a clean database per test (SQLite by default, PostgreSQL when
+DUESFLOW_TEST_DATABASE_URL is set), factory fixtures, and a small org tree with users of every role."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from duesflow import create_app
+from duesflow.extensions import db
+from duesflow.models import Member, Org, Payment, User
+from duesflow.services import orgs as org_service
+from duesflow.services import users as user_service
+from duesflow.timeutil import beijing_today
+from duesflow.workflow import OrgKind
+
+PG_URL = os.environ.get("DUESFLOW_TEST_DATABASE_URL")
+PASSWORD = "correct-horse-battery"
+FAST_HASH = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1}
+
+
+def app_config(database_url: str) -> dict[str, Any]:
+    """The configuration every test app (and live test server) runs with."""
+    return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "test-secret",
+            "PUBLIC_URL": "http://testserver", **FAST_HASH}
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if PG_URL:
+        return PG_URL
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+def _clean(database_url: str) -> None:
+    """Drop every table and create the schema anew (PostgreSQL: truncate, which is much faster)."""
+    if database_url.startswith("postgresql"):
+        tables = ", ".join(table.name for table in db.metadata.sorted_tables)
+        db.metadata.create_all(db.engine)
+        with db.engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    else:
+        db.metadata.drop_all(db.engine)
+        db.metadata.create_all(db.engine)
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    app = create_app(app_config(database_url))
+    with app.app_context():
+        _clean(database_url)
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):  # noqa: ANN201
+    return app.test_cli_runner()
+
+
+@dataclass
+class World:
+    """A small tree: central → 吉林 → 四平 → 铁东 → {北门, 解放}; central → 北京 → 东城街道 (outsiders)."""
+
+    orgs: dict[str, Org] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    members: dict[str, Member] = field(default_factory=dict)
+
+
+def make_org(name: str, kind: OrgKind, parent: Org | None) -> Org:
+    return org_service.create_org(name, kind, parent.id if parent else None)
+
+
+def make_user(username: str, role: str, org: Org | None = None, member: Member | None = None) -> User:
+    return user_service.create_user(None, {"username": username, "password": PASSWORD, "role": role,
+                                           "org_id": org.id if org else None,
+                                           "member_id": member.id if member else None})
+
+
+def make_member(org: Org, name: str = "张三", **extra: Any) -> Member:
+    member = Member(org_id=org.id, name=name, **extra)
+    db.session.add(member)
+    db.session.flush()
+    return member
+
+
+@pytest.fixture
+def world(app: Flask) -> World:
+    w = World()
+    central = w.orgs["central"] = make_org("中共中央组织部", OrgKind.CENTRAL, None)
+    jilin = w.orgs["jilin"] = make_org("中共吉林省委组织部", OrgKind.CHANNEL, central)
+    siping = w.orgs["siping"] = make_org("中共四平市委组织部", OrgKind.INTERMEDIATE, jilin)
+    tiedong = w.orgs["tiedong"] = make_org("中共四平市铁东区委组织部", OrgKind.INTERMEDIATE, siping)
+    beimen = w.orgs["beimen"] = make_org("北门街道党工委", OrgKind.GRASSROOTS, tiedong)
+    jiefang = w.orgs["jiefang"] = make_org("解放街道党工委", OrgKind.GRASSROOTS, tiedong)
+    beijing = w.orgs["beijing"] = make_org("中共北京市委组织部", OrgKind.CHANNEL, central)
+    dongcheng = w.orgs["dongcheng"] = make_org("东城街道党工委", OrgKind.GRASSROOTS, beijing)
+    w.members["zhang"] = make_member(beimen, "张建国", phone="13843430001", id_number="220302199001051231")
+    w.members["li"] = make_member(beimen, "李秀兰")
+    w.members["zhou"] = make_member(jiefang, "周海峰")
+    w.members["wang"] = make_member(dongcheng, "王府井")
+    for username, role, org in [
+        ("admin", "admin", None), ("clerk", "clerk", beimen), ("clerk_jiefang", "clerk", jiefang),
+        ("clerk_dongcheng", "clerk", dongcheng), ("tiedong", "reviewer", tiedong),
+        ("siping", "reviewer", siping), ("jilin", "reviewer", jilin), ("beijing", "reviewer", beijing),
+        ("central", "central", central),
+    ]:
+        w.users[username] = make_user(username, role, org)
+    w.users["member"] = make_user("member", "member", member=w.members["zhang"])
+    w.users["member_li"] = make_user("member_li", "member", member=w.members["li"])
+    db.session.commit()
+    return w
+
+
+class Api:
+    """A JSON client that logs users in once and sends their bearer token."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.tokens: dict[str, str] = {}
+
+    def token(self, username: str) -> str:
+        if username not in self.tokens:
+            response = self.client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+            assert response.status_code == 200, response.json
+            self.tokens[username] = response.json["token"]
+        return self.tokens[username]
+
+    def call(self, method: str, path: str, as_user: str | None = None, **kwargs: Any):  # noqa: ANN201
+        headers = dict(kwargs.pop("headers", {}))
+        if as_user is not None:
+            headers["Authorization"] = f"Bearer {self.token(as_user)}"
+        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, as_user: str | None = None, **kwargs: Any):  # noqa: ANN201
+        return self.call("GET", path, as_user, **kwargs)
+
+    def post(self, path: str, as_user: str | None = None, **kwargs: Any):  # noqa: ANN201
+        return self.call("POST", path, as_user, **kwargs)
+
+    def patch(self, path: str, as_user: str | None = None, **kwargs: Any):  # noqa: ANN201
+        return self.call("PATCH", path, as_user, **kwargs)
+
+    def record(self, member: Member, amount: str = "1000.00", as_user: str = "clerk", **extra: Any) -> dict:
+        body = {"member_id": member.id, "amount": amount, "collected_on": beijing_today().isoformat(),
+                "method": "cash", "regular_dues_paid": True, **extra}
+        response = self.post("/payments", as_user, json=body)
+        assert response.status_code == 201, response.json
+        return response.json
+
+    def act(self, payment_id: int, action: str, as_user: str, reason: str | None = None,
+            expect: int = 200) -> dict:
+        response = self.post(f"/payments/{payment_id}/{action}", as_user,
+                             json={"reason": reason} if reason else None)
+        assert response.status_code == expect, response.json
+        return response.json
+
+
+@pytest.fixture
+def api(client: FlaskClient) -> Api:
+    return Api(client)
+
+
+# The route to central for a payment of 北门: who forwards at each level.
+PATH_TO_CENTRAL = [("submit", "clerk"), ("forward", "tiedong"), ("forward", "siping"), ("forward", "jilin")]
+
+
+def advance(api: Api, payment_id: int, steps: int) -> dict:
+    """Move a 北门 payment up ``steps`` levels along PATH_TO_CENTRAL."""
+    result: dict = {}
+    for action, user in PATH_TO_CENTRAL[:steps]:
+        result = api.act(payment_id, action, user)
+    return result
+
+
+def yesterday() -> date:
+    return beijing_today() - timedelta(days=1)
+
+
+def payment_row(payment_id: int) -> Payment:
+    db.session.expire_all()
+    return db.session.get(Payment, payment_id)
+
+
+__all__ = ["Decimal", "PASSWORD", "advance", "payment_row", "yesterday"]
