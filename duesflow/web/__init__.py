@@ -1,7 +1,7 @@
-"""Server-rendered pages (Chinese). This issue ships /login and the public /verify page."""
+"""Server-rendered pages (Chinese): login and the public verify page, and the pages of every role."""
 
 from flask import Blueprint
 
 bp = Blueprint("web", __name__)
 
-from . import pages  # noqa: E402,F401
+from . import account, admin, central, clerk, common, pages, payments, reports  # noqa: E402,F401

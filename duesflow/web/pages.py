@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import abort, g, redirect, render_template, request, session, url_for
+from flask import abort, redirect, render_template, request, session, url_for
 
 from ..errors import InvalidCredentials, ReceiptNotFound, TooManyRequests
 from ..extensions import db
@@ -15,7 +15,7 @@ from ..services import auth
 from . import bp
 
 ROLE_NAMES = {"admin": "系统管理员", "clerk": "基层党委经办人", "reviewer": "组织部门审核人",
-              "central": "中央组织部", "member": "党员"}
+              "central": "中央组织部工作人员", "member": "党员"}
 
 
 def csrf_token() -> str:
@@ -40,17 +40,21 @@ def _check_csrf() -> None:
             abort(400, description="表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试。")
 
 
+_WEB_USER = "duesflow.web_user"
+
+
 def session_user() -> User | None:
     """The logged-in user of the web session, if the session is still valid."""
-    if "web_user" in g:
-        return g.web_user
+    # Cached per request (not in g: g belongs to the app context, which tests keep across requests).
+    if _WEB_USER in request.environ:
+        return request.environ[_WEB_USER]
     user = None
     user_id, version = session.get("user_id"), session.get("auth_version")
     if user_id is not None:
         candidate = db.session.get(User, user_id)
         if candidate is not None and candidate.active and candidate.auth_version == version:
             user = candidate
-    g.web_user = user
+    request.environ[_WEB_USER] = user
     return user
 
 
@@ -89,7 +93,9 @@ def home() -> Any:
     user = session_user()
     if user is None:
         return redirect(url_for("web.login_form"))
-    return render_template("home.html", user=user)
+    from .account import home_page
+
+    return home_page(user)
 
 
 @bp.get("/verify/<number>")
