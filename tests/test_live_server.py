@@ -1,0 +1,66 @@
+"""State that must hold across gunicorn workers: revoked tokens and login throttles live in the database."""
+
+from __future__ import annotations
+
+import uuid
+
+from conftest import PASSWORD
+from live import LiveApi, LiveServer, concurrently, live_api, live_server, on_every_worker
+
+__all__ = ["live_api", "live_server"]
+
+
+def test_every_worker_of_the_server_answers(live_server: LiveServer, live_api: LiveApi):
+    answers = on_every_worker(live_server, lambda probe: live_api.call("GET", "/orgs", "clerk", probe=probe),
+                              minimum=6)
+    assert len(live_server.worker_pids()) == 3
+    assert {answer.status_code for answer in answers} == {200}
+
+
+def test_a_revoked_token_is_refused_by_every_worker(live_server: LiveServer, live_api: LiveApi):
+    token = live_api.token("clerk")
+
+    def list_payments(probe: str):  # noqa: ANN202
+        return live_api.call("GET", "/payments", token=token, probe=probe)
+
+    before = on_every_worker(live_server, list_payments, minimum=6)
+    assert {answer.status_code for answer in before} == {200}
+
+    assert live_api.call("POST", "/auth/logout", token=token).status_code == 204
+
+    after = on_every_worker(live_server, list_payments, minimum=20)
+    assert [answer.status_code for answer in after] == [401] * len(after)
+    assert {answer.json()["error"]["code"] for answer in after} == {"unauthenticated"}
+
+
+def _login(live_api: LiveApi, username: str, password: str, client: str, probe: str | None = None):  # noqa: ANN202
+    return live_api.call("POST", "/auth/token", json={"username": username, "password": password},
+                         headers={"X-Forwarded-For": client}, probe=probe)
+
+
+def test_login_throttle_for_a_username_holds_across_workers(live_server: LiveServer, live_api: LiveApi):
+    # Each attempt comes from its own client address: only the username's failures can add up.
+    probes = [uuid.uuid4().hex for _ in range(5)]
+    failures = concurrently(
+        lambda i: _login(live_api, "clerk", "wrong-password", f"10.0.0.{i}", probes[i]), list(range(5)))
+    assert [answer.status_code for answer in failures] == [401] * 5
+    assert len(set(live_server.workers_of(probes).values())) >= 2, "the failures all went to one worker"
+
+    sixth = on_every_worker(
+        live_server, lambda probe: _login(live_api, "clerk", PASSWORD, "10.0.1.1", probe), minimum=1)
+    assert {answer.status_code for answer in sixth} == {429}
+    assert all(int(answer.headers["Retry-After"]) > 0 for answer in sixth)
+    assert {answer.json()["error"]["code"] for answer in sixth} == {"too_many_requests"}
+    # Another username from a fresh address is not affected.
+    assert _login(live_api, "tiedong", PASSWORD, "10.0.2.1").status_code == 200
+
+
+def test_login_throttle_for_a_client_holds_across_workers(live_server: LiveServer, live_api: LiveApi):
+    failures = concurrently(
+        lambda i: _login(live_api, f"nobody{i}", "wrong-password", "10.0.3.1"), list(range(5)))
+    assert [answer.status_code for answer in failures] == [401] * 5
+
+    sixth = on_every_worker(live_server, lambda probe: _login(live_api, "clerk", PASSWORD, "10.0.3.1", probe),
+                            minimum=1)
+    assert {answer.status_code for answer in sixth} == {429}
+    assert all(int(answer.headers["Retry-After"]) > 0 for answer in sixth)
