@@ -8,9 +8,11 @@ from typing import Any
 from flask import Flask, Response, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.routing import IntegerConverter
 
 from . import config
 from .extensions import db, migrate
+from .schemas import MAX_ID
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -44,6 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import api, cli, errors_web, web
     from .api.meta import healthz
 
+    app.url_map.converters["int"] = _IdConverter
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
     app.add_url_rule("/healthz", "healthz", healthz)
@@ -51,6 +54,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cli.register(app)
     app.after_request(_security_headers)
     return app
+
+
+class _IdConverter(IntegerConverter):
+    """``<int:...>`` ids: one beyond the database's integer range names no row, so it is read as 0, which no
+    row has either; the view answers it like any unknown id (401 first, then 404), never with an overflow."""
+
+    def to_python(self, value: str) -> int:
+        number = int(super().to_python(value))
+        return number if number <= MAX_ID else 0
 
 
 def _engine_options(app: Flask) -> None:

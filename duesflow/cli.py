@@ -1,8 +1,11 @@
-"""Flask commands: init-db, seed-orgs, create-user, demo, verify-audit."""
+"""Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, sample-receipt, render-receipts,
+import-members."""
 
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -10,6 +13,7 @@ from flask_migrate import upgrade
 
 from .errors import DomainError
 from .extensions import db
+from .timeutil import beijing_today
 
 
 def _fail(error: DomainError) -> None:
@@ -63,9 +67,10 @@ def demo(password: str) -> None:
 
     logins = load_demo(password)
     db.session.commit()
-    click.echo("演示数据已载入。演示账户（密码均为 %s）：" % password)
+    click.echo(f"演示数据已载入。演示账户（密码均为 {password}）：")
     for username, role, where in logins:
         click.echo(f"  {username:<18} {role:<9} {where}")
+    click.echo(f"登录地址：{current_app.config['PUBLIC_URL']}/login")
 
 
 @click.command("verify-audit")
@@ -81,6 +86,73 @@ def verify_audit() -> None:
     click.echo("审计校验通过：事件链完整，每笔款项的状态与事件一致。")
 
 
+@click.command("sample-receipt")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--version", "receipt_version", type=click.IntRange(min=1), default=1, show_default=True,
+              help="a version above 1 is marked as a reissue (补发)")
+@click.option("--void", "voided", is_flag=True, help="mark the sample as voided (作废)")
+def sample_receipt(out: Path, receipt_version: int, voided: bool) -> None:
+    """Write a receipt with made-up particulars to OUT (number YYYY-000000, which no real receipt has)."""
+    from .receipts.pdf import ReceiptContent, render_receipt_pdf
+    from .services.receipt_documents import verify_url
+    from .services.receipts import ISSUER, new_verification_code, receipt_number
+
+    today = beijing_today()
+    number, code = receipt_number(today.year, 0), new_verification_code()
+    content = ReceiptContent(
+        member_name="欧阳晓明", amount=Decimal("12345.67"), grassroots_org_name="中共四平市铁东区北门街道工作委员会",
+        number=number, verification_code=code, issued_on=today, verify_url=verify_url(number, code),
+        issuer=ISSUER, version=receipt_version, voided=voided,
+    )
+    out.write_bytes(render_receipt_pdf(content, current_app.config["RECEIPT_FONT"]))
+    click.echo(f"样例收据已写入 {out}（编号 {number}，第{receipt_version}版{'，已作废' if voided else ''}）。")
+
+
+@click.command("render-receipts")
+@click.option("--year", required=True, type=click.IntRange(2000, 9999), help="Beijing year of issue")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folder for the <number>.pdf files (created if missing)")
+@click.option("--processes", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--chunk", type=click.IntRange(min=1), default=200, show_default=True,
+              help="receipts read from the database at a time")
+def render_receipts(year: int, out_dir: Path, processes: int, chunk: int) -> None:
+    """Write every live receipt of a year as OUT/<number>.pdf, on several cores, in bounded memory."""
+    from .receipts.batch import render_to_files
+    from .services.receipt_documents import count_live_receipts, live_receipt_contents
+
+    total = count_live_receipts(year)
+    with click.progressbar(length=total, label=f"{year} 年收据", show_pos=True) as bar:
+        written = render_to_files(live_receipt_contents(year, chunk), out_dir, current_app.config["RECEIPT_FONT"],
+                                  processes=processes, done=bar.update)
+    db.session.rollback()
+    click.echo(f"已写入 {written} 份收据到 {out_dir}。")
+
+
+@click.command("import-members")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--org", "org_id", required=True, type=int, help="id of the active grassroots org they join")
+def import_members(file: Path, org_id: int) -> None:
+    """Import members from a CSV (UTF-8) or XLSX file: every row is checked, and nothing is imported when any
+    row is bad (exit 1, the errors listed by row)."""
+    from .services import member_import
+
+    try:
+        org = member_import.target_org(org_id)
+        sheet = member_import.read_sheet(file)
+    except member_import.ImportRefused as error:
+        raise click.ClickException(str(error)) from None
+    with click.progressbar(sheet.rows, label="校验并导入党员", show_pos=True) as rows:
+        result = member_import.import_rows(org, sheet, rows)
+    if result.errors:
+        db.session.rollback()
+        for line in result.errors:
+            click.echo(line, err=True)
+        raise click.ClickException(f"{len(result.errors)} 处错误，未导入任何党员。请更正后重新导入整个文件。")
+    db.session.commit()
+    click.echo(f"已导入 {result.imported} 名党员到 {org.name}（id {org.id}）。")
+
+
 def register(app: Flask) -> None:
-    for command in (init_db, seed_orgs, create_user, demo, verify_audit):
+    for command in (init_db, seed_orgs, create_user, demo, verify_audit, sample_receipt, render_receipts,
+                    import_members):
         app.cli.add_command(command)

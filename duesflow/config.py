@@ -52,10 +52,11 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "LOGIN_WINDOW": timedelta(minutes=15),
         "VERIFY_MAX_ATTEMPTS": int(env("DUESFLOW_VERIFY_MAX_ATTEMPTS", "30")),
         "VERIFY_WINDOW": timedelta(minutes=10),
-        # argon2id parameters (RFC 9106 second recommended option, lowered memory for small hosts).
-        "ARGON2_TIME_COST": 3,
-        "ARGON2_MEMORY_COST": 64 * 1024,
-        "ARGON2_PARALLELISM": 2,
+        # argon2id parameters (RFC 9106 second recommended option, lowered memory for small hosts); the
+        # environment may lower them for test servers only: hashes carry their own parameters when verified.
+        "ARGON2_TIME_COST": int(env("DUESFLOW_ARGON2_TIME_COST", "3")),
+        "ARGON2_MEMORY_COST": int(env("DUESFLOW_ARGON2_MEMORY_COST", str(64 * 1024))),
+        "ARGON2_PARALLELISM": int(env("DUESFLOW_ARGON2_PARALLELISM", "2")),
         "IDEMPOTENCY_TTL": timedelta(hours=24),
         # An in-flight idempotency claim older than this belongs to a request that died; it may be retaken.
         "IDEMPOTENCY_CLAIM_TIMEOUT": timedelta(seconds=60),

@@ -93,7 +93,8 @@ def _build(central: Org, jilin: Org, password: str) -> None:
         (3, "2000.50", [(a, u, None) for a, u in up_to_central[:2]]),
         (4, "3000", [(a, u, None) for a, u in up_to_central[:3]]),
         (5, "10000", [(a, u, None) for a, u in up_to_central]),
-        (6, "1500", [(Action.SUBMIT, clerk, None), (Action.RETURN, tiedong_reviewer, "代收日期与登记册不一致，请核对。")]),
+        (6, "1500", [(Action.SUBMIT, clerk, None),
+                     (Action.RETURN, tiedong_reviewer, "代收日期与登记册不一致，请核对。")]),
         (7, "8000", [(a, u, None) for a, u in up_to_central[:2]]
          + [(Action.REJECT, siping_reviewer, "经核实该党员未按规定交纳党费，不符合自愿多交条件。")]),
         (8, "1200", [(Action.WITHDRAW, clerk, "党员本人要求撤回，改日再交。")]),

@@ -78,7 +78,8 @@ def register(app: Flask) -> None:
         if error.code == 404:
             return _answer(NotFound())
         if error.code == 405:
-            return _answer(MethodNotAllowed())
+            allowed = ", ".join(getattr(error, "valid_methods", None) or [])
+            return _answer(MethodNotAllowed(headers={"Allow": allowed} if allowed else None))
         mapped = DomainError(error.description)
         mapped.status = error.code or 400  # type: ignore[misc]
         if mapped.status == 400:

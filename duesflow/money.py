@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Context, Decimal
 
 # The rule: 1000元及以上 in a single payment; 1000.00 itself counts.
 MINIMUM_AMOUNT = Decimal("1000.00")
@@ -23,15 +23,13 @@ def parse_amount(value: object) -> Decimal:
     """
     if isinstance(value, bool) or value is None:
         raise ValueError("not an amount")
-    if isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, str):
-        text = str(value)
-    else:
+    if not isinstance(value, int | str):
         raise ValueError("not an amount")
+    text = str(value)
     if not _AMOUNT_TEXT.fullmatch(text):
         raise ValueError("not an amount")
-    return Decimal(text).quantize(CENT)
+    # Enough precision for any number of digits: the default context (28 digits) raises on huge amounts.
+    return Decimal(text).quantize(CENT, context=Context(prec=len(text) + 2))
 
 
 def format_amount(amount: Decimal) -> str:

@@ -11,7 +11,18 @@ from sqlalchemy import ColumnElement, false, select, true
 from .errors import Forbidden, InvalidTransition, NotFound
 from .extensions import db
 from .models import Member, Org, Payment, User
-from .workflow import CORRECTABLE_STATES, TRANSITIONS, Action, Role, State, is_possible, role_may
+from .workflow import (
+    CORRECTABLE_STATES,
+    RECEIPT_TRANSITIONS,
+    TRANSITIONS,
+    Action,
+    ReceiptChange,
+    Role,
+    State,
+    actionable_states,
+    is_possible,
+    role_may,
+)
 
 
 def require_role(user: User, *roles: Role) -> None:
@@ -41,6 +52,14 @@ def payment_visibility(user: User) -> ColumnElement[bool]:
     if user.role == Role.REVIEWER and user.org is not None:
         return Payment.grassroots_org_id.in_(subtree_org_ids(user.org))
     return false()
+
+
+def inbox_clause(user: User) -> ColumnElement[bool]:
+    """The WHERE clause of ``user``'s inbox: payments held at its org in a state awaiting its role's action."""
+    if user.org_id is None or user.role not in (Role.CLERK, Role.REVIEWER, Role.CENTRAL):
+        return false()
+    states = [state.value for state in actionable_states(Role(user.role))]
+    return (Payment.holder_org_id == user.org_id) & Payment.state.in_(states)
 
 
 def member_visibility(user: User) -> ColumnElement[bool]:
@@ -96,11 +115,44 @@ def available_actions(payment: Payment, user: User) -> list[str]:
     if user.role not in (Role.CLERK, Role.REVIEWER, Role.CENTRAL) or payment.holder_org_id != user.org_id:
         return []
     state = State(payment.state)
+    # workflow actions only (POST /payments/{id}/{action}); reissue and void: receipt_changes_available
     return [
         action.value
         for action, transition in TRANSITIONS.items()
         if user.role in transition.roles and state in transition.sources
     ]
+
+
+def receipt_changes_available(payment: Payment, user: User) -> list[str]:
+    """The receipt changes (reissue, void) ``user`` may make now, at POST /payments/{id}/receipt/<change>."""
+    if payment.holder_org_id != user.org_id:
+        return []
+    return [
+        change.value
+        for change, transition in RECEIPT_TRANSITIONS.items()
+        if user.role in transition.roles and _receipt_change_possible(payment, change)
+    ]
+
+
+def _receipt_change_possible(payment: Payment, change: ReceiptChange) -> bool:
+    """The payment is in a state the change starts from and has a live (not voided) receipt."""
+    receipt = payment.receipt
+    return State(payment.state) in RECEIPT_TRANSITIONS[change].sources and receipt is not None and not receipt.voided
+
+
+def check_receipt_change(user: User, payment: Payment, change: ReceiptChange) -> None:
+    """403 unless the role may ever reissue or void; 409 unless the payment is held here, receipted, with a live
+    receipt."""
+    if user.role not in RECEIPT_TRANSITIONS[change].roles:
+        raise Forbidden()
+    if payment.holder_org_id != user.org_id or not _receipt_change_possible(payment, change):
+        raise InvalidTransition()
+
+
+def check_slip(user: User, payment: Payment) -> None:
+    """The collection slip is the collecting clerk's: 403 for anyone else who can see the payment."""
+    if user.role != Role.CLERK or user.org_id != payment.grassroots_org_id:
+        raise Forbidden("收款凭条只能由代收的基层党委经办人打印。")
 
 
 def may_download_receipt(user: User, payment: Payment) -> bool:

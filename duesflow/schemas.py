@@ -4,12 +4,14 @@ document is generated from these same classes."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from . import identity
+from .dues import INCOME_CATEGORIES, DuesCategory
 from .money import JsonNumber, format_amount, parse_amount
 from .timeutil import beijing_iso
 from .workflow import OrgKind, Role, State
@@ -61,11 +63,15 @@ class StrictBool(fields.Boolean):
         return value
 
 
+# Row ids are the database's 32-bit integers (PostgreSQL "integer"); a larger one names no row.
+MAX_ID = 2**31 - 1
+
+
 class Id(fields.Integer):
     """A positive JSON integer."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
+        super().__init__(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 class IsoDate(fields.Date):
@@ -231,7 +237,7 @@ class ListQuery(Schema):
 
 
 class MemberQuery(ListQuery):
-    q = fields.String(validate=validate.Length(max=50))
+    q = Text(50, min_length=0)
 
 
 class PaymentQuery(ListQuery):
@@ -261,6 +267,12 @@ class PaymentCorrect(Input):
 
 class ActionBody(Input):
     reason = Text(500, allow_none=True)
+
+
+class ReasonBody(Input):
+    """Reissue and void of a receipt: the reason is required."""
+
+    reason = Text(500, required=True)
 
 
 class OrgRef(Schema):
@@ -326,7 +338,7 @@ class VerifyQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    code = Text(64, required=True)
 
 
 class VerifyOut(Schema):
@@ -374,3 +386,82 @@ class ErrorOut(Schema):
 
 class Health(Schema):
     status = fields.String(required=True)
+
+
+# ---- member transfer, reports, the regular dues calculator (SPEC §9) ------------------------------------
+
+
+class MemberTransfer(Input):
+    to_org_id = Id(required=True, metadata={"description": "an active grassroots org"})
+
+
+class Year(fields.Integer):
+    """A four-digit year (query strings): no sign, spaces or underscores."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}", value):
+            raise ValidationError("年份须为四位数字，例如 2026。")
+        return int(value)
+
+
+REPORT_GROUPINGS = ("channel", "org", "state", "month")
+REPORT_FORMATS = ("json", "csv", "xlsx")
+
+
+class SummaryQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    year = Year(required=True, validate=validate.Range(min=1900, max=9999, error="年份须在 1900 到 9999 之间。"),
+                metadata={"description": "Beijing year of collection (collected_on)"})
+    group_by = fields.String(required=True, validate=validate.OneOf(REPORT_GROUPINGS))
+    state = fields.String(validate=validate.OneOf([s.value for s in State]),
+                          metadata={"description": "only payments in this state (default: every state)"})
+    format = fields.String(load_default="json", validate=validate.OneOf(REPORT_FORMATS),
+                           metadata={"description": "json, or a download: csv (UTF-8 with BOM) or xlsx"})
+
+
+class SummaryRow(Schema):
+    key = fields.String(required=True, metadata={"description": "org id, state or YYYY-MM"})
+    name = fields.String(required=True)
+    count = fields.Integer(required=True)
+    amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})
+
+
+class SummaryTotal(Schema):
+    count = fields.Integer(required=True)
+    amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})
+
+
+class SummaryOut(Schema):
+    rows = fields.List(fields.Nested(SummaryRow), required=True)
+    total = fields.Nested(SummaryTotal, required=True)
+
+
+# A monthly income the calculator accepts: an amount as in payments (0 allowed), below a billion yuan.
+MAX_MONTHLY_INCOME = Decimal("999999999.99")
+
+
+class DuesQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    monthly_income = Amount(
+        validate=validate.Range(max=MAX_MONTHLY_INCOME, error="月收入超出可计算的范围。"),
+        metadata={"type": "string", "example": "8000.00",
+                  "description": "after-tax monthly wage (employed) or pension (retired); required for those"})
+    category = fields.String(required=True, validate=validate.OneOf([c.value for c in DuesCategory]))
+
+    @validates_schema
+    def _income_when_needed(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("category") in INCOME_CATEGORIES and data.get("monthly_income") is None:
+            raise ValidationError("在职党员须填写税后月工资收入，离退休党员须填写离退休费或养老金。", "monthly_income")
+
+
+class DuesOut(Schema):
+    rate = fields.String(allow_none=True, required=True,
+                         metadata={"description": "a share of the income, e.g. \"0.005\"; null for fixed amounts"})
+    monthly_dues = Amount(required=True, metadata={"type": "string", "example": "15.00"})
+    monthly_dues_max = Amount(allow_none=True, required=True,
+                              metadata={"type": "string", "description": "upper end of a range (farmers)"})
+    rule = fields.String(required=True, metadata={"description": "the regulation's text that was applied"})

@@ -37,6 +37,19 @@ class State(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+# What people read for each state, on the pages and in reports.
+STATE_NAMES: dict[str, str] = {
+    "recorded": "已登记，未上报",
+    "in_review": "逐级审核中",
+    "at_central": "待中央组织部确认",
+    "receipted": "已开具收据",
+    "returned": "已退回基层更正",
+    "rejected": "未予接收",
+    "refunded": "已退还党员",
+    "withdrawn": "已撤回",
+}
+
+
 class Action(StrEnum):
     SUBMIT = "submit"
     FORWARD = "forward"
@@ -66,6 +79,30 @@ TRANSITIONS: dict[Action, Transition] = {
     ),
     Action.CONFIRM: Transition(frozenset({State.AT_CENTRAL}), frozenset({Role.CENTRAL})),
     Action.WITHDRAW: Transition(frozenset({State.RECORDED, State.RETURNED}), frozenset({Role.CLERK}), True),
+}
+
+class ReceiptChange(StrEnum):
+    """What central may do to an issued receipt (SPEC §9); not a step along the path, so not an ``Action``."""
+
+    REISSUE = "reissue"
+    VOID = "void"
+
+
+@dataclass(frozen=True)
+class ReceiptTransition:
+    """A change to the live receipt: from which payment states, by which roles, to which state; always with a
+    reason."""
+
+    sources: frozenset[State]
+    roles: frozenset[Role]
+    target: State
+
+
+RECEIPT_TRANSITIONS: dict[ReceiptChange, ReceiptTransition] = {
+    # 补发: same number, next version, new verification code; the payment stays receipted
+    ReceiptChange.REISSUE: ReceiptTransition(frozenset({State.RECEIPTED}), frozenset({Role.CENTRAL}), State.RECEIPTED),
+    # a confirmation made in error: the number stays used (no gap), the payment awaits confirmation again
+    ReceiptChange.VOID: ReceiptTransition(frozenset({State.RECEIPTED}), frozenset({Role.CENTRAL}), State.AT_CENTRAL),
 }
 
 # States in which a clerk may still correct the payment's particulars (PATCH).

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, Response, request, request_finished
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
@@ -198,3 +198,25 @@ def payment_row(payment_id: int) -> Payment:
 
 
 __all__ = ["Decimal", "PASSWORD", "advance", "payment_row", "yesterday"]
+
+
+# ---- every (route, method, status) the app answered in this session, read by tests/test_openapi.py ------
+
+OBSERVED_STATUSES: set[tuple[str, str, int]] = set()
+
+
+def _observe_status(_app: Flask, response: Response, **_extra: Any) -> None:
+    if request.url_rule is not None:
+        OBSERVED_STATUSES.add((request.url_rule.rule, request.method, response.status_code))
+
+
+request_finished.connect(_observe_status)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "last: run after every other test (it reads what the session observed)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` run after all the others, whatever their file is called."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)

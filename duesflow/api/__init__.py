@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import auth_views, members, meta, orgs, payments, remittances, users  # noqa: E402,F401
+from . import auth_views, dues, members, meta, orgs, payments, remittances, reports, users  # noqa: E402,F401

@@ -16,6 +16,7 @@ from ..errors import (
     DomainError,
     InvalidAmount,
     MalformedRequest,
+    RequestTooLarge,
     Unauthenticated,
     ValidationFailed,
 )
@@ -38,6 +39,9 @@ class EndpointDoc:
     errors: tuple[type[DomainError], ...]
     content_type: str = "application/json"
     extra_statuses: dict[int, str] = field(default_factory=dict)
+    headers: tuple[dict[str, Any], ...] = ()
+    # Other media types the success response may come in (e.g. a report as CSV), besides ``content_type``.
+    alternatives: tuple[str, ...] = ()
 
     def statuses(self) -> dict[int, list[str]]:
         """Every status the view can answer with, and the error codes behind each."""
@@ -46,7 +50,7 @@ class EndpointDoc:
         if self.auth:
             errors.append(Unauthenticated)
         if self.body is not None:
-            errors += [MalformedRequest, ValidationFailed]
+            errors += [MalformedRequest, RequestTooLarge, ValidationFailed]
         if self.query is not None:
             errors.append(ValidationFailed)
         for error in errors:
@@ -67,6 +71,8 @@ def parse_json_body() -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw.decode("utf-8"), parse_float=JsonNumber, parse_constant=_reject_constant)
+        # "\ud800" is valid JSON but no text a database can store: UnicodeEncodeError is a ValueError.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):
         raise MalformedRequest("请求体不是有效的 JSON。") from None
     if not isinstance(body, dict):
@@ -122,13 +128,17 @@ def endpoint(
     auth: bool = True,
     errors: tuple[type[DomainError], ...] = (),
     content_type: str = "application/json",
+    headers: tuple[dict[str, Any], ...] = (),
+    alternatives: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap a view: authenticate, call, dump through ``response``, commit once.
 
     The view reads its body and query with ``read_body``/``read_query`` itself, after its 404/403/409 checks,
-    so that the SPEC's order of checks holds; ``body`` and ``query`` here document them.
+    so that the SPEC's order of checks holds; ``body`` and ``query`` here document them, ``headers`` the
+    request headers it reads (OpenAPI parameter objects).
     """
-    doc = EndpointDoc(summary, body, query, response, status, auth, errors, content_type)
+    doc = EndpointDoc(summary, body, query, response, status, auth, errors, content_type, headers=headers,
+                      alternatives=alternatives)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)

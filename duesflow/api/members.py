@@ -65,3 +65,16 @@ def update_member(member_id: int) -> Any:
     member = permissions.visible_member_or_404(user, member_id)
     permissions.require_role(user, Role.CLERK)
     return member_view(members.update_member(user, member, read_body(schemas.MemberFields)), user)
+
+
+@bp.post("/members/<int:member_id>/transfer")
+@endpoint(summary="Move a member to another active grassroots org (组织关系转接; the member's clerk); payments "
+                  "already recorded stay with the org that collected them",
+          body=schemas.MemberTransfer, response=schemas.MemberOut, errors=(NotFound, Forbidden))
+def transfer_member(member_id: int) -> Any:
+    user = current_user()
+    _member_roles_only(user)
+    member = permissions.visible_member_or_404(user, member_id)
+    permissions.require_role(user, Role.CLERK)
+    moved = members.transfer_member(user, member, read_body(schemas.MemberTransfer)["to_org_id"])
+    return member_view(moved, user)

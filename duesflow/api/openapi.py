@@ -48,7 +48,8 @@ def build_document(app: Flask) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for rule, method, doc in endpoint_docs(app):
         path, params = _path(rule)
-        operation: dict[str, Any] = {"summary": doc.summary, "parameters": list(params), "responses": {}}
+        operation: dict[str, Any] = {"summary": doc.summary, "parameters": [*params, *doc.headers],
+                                     "responses": {}}
         if doc.query is not None:
             operation["parameters"].append({"in": "query", "schema": doc.query})
         if doc.body is not None:
@@ -64,6 +65,8 @@ def build_document(app: Flask) -> dict[str, Any]:
                     response["content"] = {"application/json": {"schema": doc.response}}
                 elif status != 204:
                     response["content"] = {"application/json": {"schema": {"type": "object"}}}
+                for media_type in doc.alternatives:
+                    response.setdefault("content", {})[media_type] = {"schema": {"type": "string", "format": "binary"}}
             else:
                 response = {
                     "description": ", ".join(codes),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, or_
 
 from ..errors import ValidationFailed
+from ..schemas import MAX_ID
 
 
 def encode_cursor(created_at: datetime, row_id: int) -> str:
@@ -25,8 +26,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         moment = datetime.fromisoformat(stamp)
         if moment.tzinfo is None or not isinstance(row_id, int) or isinstance(row_id, bool):
             raise ValueError
-        return moment, row_id
-    except (ValueError, TypeError, UnicodeDecodeError):
+        if not 0 < row_id <= MAX_ID:
+            raise ValueError
+        return moment.astimezone(UTC), row_id
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
         raise ValidationFailed(fields={"cursor": ["分页游标无效。"]}) from None
 
 

@@ -1,4 +1,4 @@
-"""Payments: record, list, read, correct, act, and the receipt PDF."""
+"""Payments: record, list, read, correct, act; the receipt PDF, its reissue and void; the collection slip."""
 
 from __future__ import annotations
 
@@ -25,15 +25,24 @@ from ..errors import (
 from ..extensions import db
 from ..models import Event, Payment, User
 from ..receipts.pdf import render_receipt_pdf
+from ..receipts.slip import render_slip_pdf
 from ..services import idempotency, receipt_documents
+from ..services.idempotency import MAX_KEY_LENGTH
 from ..services.payments import PaymentInput, act, correct_payment, record_payment
-from ..workflow import TRANSITIONS, Action, Role, actionable_states
+from ..services.receipts import change_receipt
+from ..workflow import TRANSITIONS, Action, ReceiptChange, Role
 from . import bp
 from .framework import current_user, endpoint, parse_json_body, read_body, read_query
 from .pagination import page, split
 from .presenters import payment_view
 
 PAYMENT_ROLES = (Role.CLERK, Role.REVIEWER, Role.CENTRAL, Role.MEMBER)
+IDEMPOTENCY_KEY_HEADER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    "description": "A replay with the same key and body returns the first response and creates nothing; the "
+                   "same key with another body, or while the first is in flight: 409 idempotency_conflict.",
+}
 
 
 def _payment_roles_only(user: User) -> None:
@@ -57,6 +66,7 @@ def detail(payment: Payment, user: User) -> dict[str, Any]:
     status=201,
     errors=(Forbidden, DirectPaymentRefused, InvalidAmount, AmountBelowMinimum, AmountAboveMaximum,
             RegularDuesUnpaid, IdempotencyConflict),
+    headers=(IDEMPOTENCY_KEY_HEADER,),
 )
 def create_payment() -> Any:
     user = current_user()
@@ -76,10 +86,10 @@ def create_payment() -> Any:
         view = schemas.PaymentOut().dump(payment_view(record_payment(user, PaymentInput(**data)), user))
         text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
         idempotency.complete(claim, 201, text)
+        db.session.commit()
     except BaseException:
         idempotency.release(claim_id)
         raise
-    db.session.commit()
     return current_app.response_class(text, status=201, mimetype="application/json")
 
 
@@ -94,10 +104,7 @@ def list_payments() -> Any:
     if params.get("state"):
         query = query.where(Payment.state == params["state"])
     if params.get("holder") == "me":
-        query = query.where(
-            Payment.holder_org_id == user.org_id,
-            Payment.state.in_([s.value for s in actionable_states(Role(user.role))]),
-        )
+        query = query.where(permissions.inbox_clause(user))
     query = page(query, Payment, params).options(
         selectinload(Payment.member), selectinload(Payment.grassroots_org), selectinload(Payment.holder_org)
     )
@@ -152,17 +159,63 @@ def act_on_payment(payment_id: int, action: str) -> Any:
 def receipt_pdf(payment_id: int) -> Any:
     user = current_user()
     _payment_roles_only(user)
-    payment = permissions.visible_payment_or_404(user, payment_id)
+    return receipt_pdf_response(user, permissions.visible_payment_or_404(user, payment_id))
+
+
+def receipt_pdf_response(user: User, payment: Payment) -> Any:
+    """The receipt PDF of a payment ``user`` can see; 404 when it has none or ``user`` may not download it.
+
+    Shared by this API view (bearer token) and the page route (web session).
+    """
     receipt = payment.receipt
     if receipt is None or not permissions.may_download_receipt(user, payment):
         raise NotFound("该款项还没有收据。")
     pdf = render_receipt_pdf(receipt_documents.content_for(receipt), current_app.config["RECEIPT_FONT"])
+    return _pdf_response(pdf, f"receipt-{receipt.number}.pdf")
+
+
+def _pdf_response(pdf: bytes, filename: str) -> Any:
+    """A PDF built for this request; never kept by a cache (it carries personal data)."""
     return current_app.response_class(
         pdf,
         mimetype="application/pdf",
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Disposition": f'inline; filename="receipt-{receipt.number}.pdf"',
-        },
+        headers={"Cache-Control": "no-store", "Content-Disposition": f'inline; filename="{filename}"'},
     )
+
+
+def _change_receipt(payment_id: int, change: ReceiptChange) -> Any:
+    """Checks in the SPEC's order: 403 admin, 404 not visible, 403 not central, 409 no live receipt, 422 reason."""
+    user = current_user()
+    _payment_roles_only(user)
+    payment = permissions.visible_payment_or_404(user, payment_id)
+    permissions.check_receipt_change(user, payment, change)
+    change_receipt(payment, change, user, reason=read_body(schemas.ReasonBody)["reason"])
+    return detail(payment, user)
+
+
+@bp.post("/payments/<int:payment_id>/receipt/reissue")
+@endpoint(summary="Reissue a lost receipt (补发, central): same number, next version, new verification code",
+          body=schemas.ReasonBody, response=schemas.PaymentDetail, errors=(NotFound, Forbidden, InvalidTransition))
+def reissue_receipt(payment_id: int) -> Any:
+    return _change_receipt(payment_id, ReceiptChange.REISSUE)
+
+
+@bp.post("/payments/<int:payment_id>/receipt/void")
+@endpoint(summary="Void a receipt confirmed in error (central): the payment returns to at_central",
+          body=schemas.ReasonBody, response=schemas.PaymentDetail, errors=(NotFound, Forbidden, InvalidTransition))
+def void_receipt(payment_id: int) -> Any:
+    return _change_receipt(payment_id, ReceiptChange.VOID)
+
+
+@bp.get("/payments/<int:payment_id>/slip.pdf")
+@endpoint(summary="Print the collection slip (收款凭条) for the member: not the central receipt "
+                  "(the collecting clerk)",
+          errors=(NotFound, Forbidden), content_type="application/pdf")
+def slip_pdf(payment_id: int) -> Any:
+    user = current_user()
+    _payment_roles_only(user)
+    payment = permissions.visible_payment_or_404(user, payment_id)
+    permissions.check_slip(user, payment)
+    pdf = render_slip_pdf(receipt_documents.slip_content_for(payment), current_app.config["RECEIPT_FONT"])
+    return _pdf_response(pdf, f"slip-{payment.id}.pdf")
 

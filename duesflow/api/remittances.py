@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
 from .. import permissions, schemas
-from ..errors import AmountAboveMaximum, Forbidden, InvalidAmount, ValidationFailed
+from ..errors import AmountAboveMaximum, Forbidden, InvalidAmount
 from ..extensions import db
 from ..models import DirectRemittance
 from ..services.remittances import record_direct_remittance
-from ..timeutil import beijing_today
 from ..workflow import Role
 from . import bp
 from .framework import current_user, endpoint, read_body
@@ -33,14 +31,7 @@ def remittance_view(remittance: DirectRemittance) -> dict[str, Any]:
 def create_direct_remittance() -> Any:
     user = current_user()
     permissions.require_role(user, Role.CENTRAL)
-    body = read_body(schemas.DirectRemittanceCreate)
-    if body["amount"] <= 0:
-        raise InvalidAmount(fields={"amount": ["金额须大于零。"]})
-    if body["amount"] > current_app.config["MAX_AMOUNT"]:
-        raise AmountAboveMaximum()
-    if body["received_on"] > beijing_today():
-        raise ValidationFailed(fields={"received_on": ["收到日期不能晚于今天（北京时间）。"]})
-    return remittance_view(record_direct_remittance(user, body))
+    return remittance_view(record_direct_remittance(user, read_body(schemas.DirectRemittanceCreate)))
 
 
 @bp.get("/direct-remittances")

@@ -10,19 +10,20 @@ import functools
 import hashlib
 import io
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-import segno
+from reportlab import rl_config
 from reportlab.lib.colors import Color
 from reportlab.lib.pagesizes import A5, landscape
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from .capitals import PREFIX, format_yuan, to_capitals
+from .qr import qr_matrix
 
 TITLE = "中国共产党党员自愿多交党费纪念收据"
 CENTRAL_ISSUER = "中共中央组织部"
@@ -32,6 +33,19 @@ ACKNOWLEDGEMENT = ("您自愿一次性多交纳的党费，经党组织逐级上
 PAGE_WIDTH, PAGE_HEIGHT = landscape(A5)
 _MARGIN = 40  # left and right edge of the content, inside both borders
 _QR_SIZE = 104  # points, quiet zone included
+_QR_LEFT, _QR_BOTTOM = PAGE_WIDTH - _MARGIN - _QR_SIZE, PAGE_HEIGHT - 124 - _QR_SIZE
+_TEXT_RIGHT = _QR_LEFT - 18  # the fields end before the QR code
+_VALUE_LEFT = _MARGIN + 84
+_SALUTATION_Y = PAGE_HEIGHT - 136
+_FIELD_Y, _FIELD_STEP = _SALUTATION_Y - 80, 28  # baseline of the first field, distance between fields
+_FIELDS = 4
+_RULE_Y = PAGE_HEIGHT - 80  # under the title
+# the seal is stamped over the issuer and the date, so the circle marking its place encloses them
+_SEAL_X, _SEAL_Y, _SEAL_RADIUS = PAGE_WIDTH - _MARGIN - 90, 82, 48
+
+# Streams Flate-compressed only, not also ASCII85-armoured: a third smaller, and without the optional rl_accel
+# package reportlab's pure-Python ASCII85 encoder costs a tenth of a receipt (BENCHMARKS.md). Process-wide.
+rl_config.useA85 = 0
 
 _RED = Color(0.70, 0.08, 0.08)
 _SEAL_RED = Color(0.80, 0.20, 0.20)
@@ -71,6 +85,24 @@ class _SongUTF16(UnicodeCIDFont):
         super().__init__(_CID_FACE)
         self.encodingName = "UniGB-UTF16-H"
         self.name = self.fontName = name
+
+
+_reportlab_to_unicode_cmap = ttfonts.makeToUnicodeCMap
+
+
+def _to_unicode_cmap(font_name: str, subset: list[int]) -> str:
+    """reportlab's ToUnicode CMap of an embedded TrueType subset, with characters beyond the BMP (𠮷, U+20BB7)
+    written as UTF-16 surrogate pairs: reportlab writes <20BB7>, which readers reject, so such a name would show
+    but not be extractable."""
+    cmap = _reportlab_to_unicode_cmap(font_name, subset)
+    for index, code_point in enumerate(subset):
+        if code_point > 0xFFFF:
+            utf16 = chr(code_point).encode("utf-16-be").hex().upper()
+            cmap = cmap.replace(f"<{index:02X}> <{code_point:04X}>", f"<{index:02X}> <{utf16}>")
+    return cmap
+
+
+ttfonts.makeToUnicodeCMap = _to_unicode_cmap  # reportlab's TTFont.addObjects looks the function up here
 
 
 @functools.cache
@@ -140,7 +172,7 @@ def _dark_runs(row: bytes | bytearray) -> Iterator[tuple[int, int]]:
 
 def _draw_qr(canvas: Canvas, url: str, left: float, bottom: float, size: float) -> None:
     """Draw a QR code of ``url`` as filled rectangles, one per horizontal run of dark modules."""
-    matrix = segno.make(url, error="m").matrix
+    matrix = qr_matrix(url)  # a fixed mask and cached patterns: ~0.07 ms, against ~6 ms for segno.make
     quiet = 4  # modules of white border, as the QR standard asks
     module = size / (len(matrix) + 2 * quiet)
     canvas.setFillColor(_WHITE)
@@ -157,6 +189,45 @@ def _draw_qr(canvas: Canvas, url: str, left: float, bottom: float, size: float) 
     ]
     canvas.addLiteral("\n".join(rectangles) + "\nf")
     canvas.restoreState()
+
+
+@functools.cache
+def _operators(draw: Callable[[Canvas], None]) -> str:
+    """The PDF operators ``draw`` writes, made once per process and copied into every receipt after that.
+
+    For the fixed artwork (no text, no font): drawn anew it would cost as much as all the text of the page,
+    since reportlab formats every coordinate and colour in pure Python.
+    """
+    scratch = Canvas(io.BytesIO(), pagesize=(PAGE_WIDTH, PAGE_HEIGHT))
+    first = len(scratch._code)  # reportlab collects the page's operators in this list
+    draw(scratch)
+    return "\n".join(["q", *scratch._code[first:], "Q"])
+
+
+def _draw_artwork(canvas: Canvas) -> None:
+    """Everything that is the same on every receipt and is not text."""
+    canvas.addLiteral(_operators(_draw_frame))
+    canvas.addLiteral(_operators(_draw_rules))
+
+
+def _draw_rules(canvas: Canvas) -> None:
+    """The rule with a diamond under the title, the ruled lines of the fields and the seal's dashed circle."""
+    canvas.setStrokeColor(_RED)
+    canvas.setLineWidth(0.7)
+    canvas.line(_MARGIN + 70, _RULE_Y, PAGE_WIDTH / 2 - 9, _RULE_Y)
+    canvas.line(PAGE_WIDTH / 2 + 9, _RULE_Y, PAGE_WIDTH - _MARGIN - 70, _RULE_Y)
+    canvas.setFillColor(_RED)
+    _diamond(canvas, PAGE_WIDTH / 2, _RULE_Y, 3.5)
+    canvas.setStrokeColor(_RULE)
+    canvas.setLineWidth(0.5)
+    for field in range(_FIELDS):
+        y = _FIELD_Y - field * _FIELD_STEP - 5
+        canvas.line(_VALUE_LEFT - 4, y, _TEXT_RIGHT, y)
+    canvas.setStrokeColor(_SEAL_RED)
+    canvas.setLineWidth(0.9)
+    canvas.setDash(3, 2)
+    canvas.circle(_SEAL_X, _SEAL_Y, _SEAL_RADIUS, stroke=1, fill=0)
+    canvas.setDash()
 
 
 def _draw_frame(canvas: Canvas) -> None:
@@ -210,33 +281,21 @@ def _draw_bold(canvas: Canvas, text: str, font: str, size: float, x: float, y: f
 
 
 def _draw_title(canvas: Canvas, font: str) -> None:
-    """The red title over a rule with a diamond."""
+    """The red title (its rule with a diamond is part of the artwork)."""
     size = _fitted(TITLE, font, 21, PAGE_WIDTH - 2 * _MARGIN - 40)
     width = pdfmetrics.stringWidth(TITLE, font, size)
     _draw_bold(canvas, TITLE, font, size, (PAGE_WIDTH - width) / 2, PAGE_HEIGHT - 64, _RED)
-    rule_y = PAGE_HEIGHT - 80
-    canvas.setStrokeColor(_RED)
-    canvas.setLineWidth(0.7)
-    canvas.line(_MARGIN + 70, rule_y, PAGE_WIDTH / 2 - 9, rule_y)
-    canvas.line(PAGE_WIDTH / 2 + 9, rule_y, PAGE_WIDTH - _MARGIN - 70, rule_y)
-    canvas.setFillColor(_RED)
-    _diamond(canvas, PAGE_WIDTH / 2, rule_y, 3.5)
 
 
-def _draw_field(
-    canvas: Canvas, font: str, label: str, value: str, y: float, size: float, right: float
-) -> None:
-    """A label and its value on a ruled line, the value shrunk to fit before ``right``."""
-    value_left = _MARGIN + 84
+def _draw_field(canvas: Canvas, font: str, label: str, value: str, field: int, size: float) -> None:
+    """Label and value of the ``field``-th field on its ruled line, the value shrunk to fit before the QR code."""
+    y = _FIELD_Y - field * _FIELD_STEP
     canvas.setFillColor(_LABEL)
     canvas.setFont(font, 11)
     canvas.drawString(_MARGIN + 8, y, label)
-    canvas.setStrokeColor(_RULE)
-    canvas.setLineWidth(0.5)
-    canvas.line(value_left - 4, y - 5, right, y - 5)
     canvas.setFillColor(_INK)
-    canvas.setFont(font, _fitted(value, font, size, right - value_left - 4))
-    canvas.drawString(value_left, y, value)
+    canvas.setFont(font, _fitted(value, font, size, _TEXT_RIGHT - _VALUE_LEFT - 4))
+    canvas.drawString(_VALUE_LEFT, y, value)
 
 
 def _draw_void_mark(canvas: Canvas, font: str) -> None:
@@ -273,7 +332,7 @@ def render_receipt_pdf(content: ReceiptContent, font_path: str | None = None) ->
     # invariant mode would date every file 2000-01-01; the issue date (Beijing time) is the true one
     canvas.setDateFormatter(lambda *_: content.issued_on.strftime("D:%Y%m%d000000+08'00'"))
 
-    _draw_frame(canvas)
+    _draw_artwork(canvas)
     _draw_title(canvas, font)
 
     canvas.setFillColor(_INK)
@@ -283,12 +342,8 @@ def render_receipt_pdf(content: ReceiptContent, font_path: str | None = None) ->
         canvas.setFillColor(_RED)
         canvas.drawString(_MARGIN, PAGE_HEIGHT - 102, f"补发（第{content.version}版）")
 
-    qr_left = PAGE_WIDTH - _MARGIN - _QR_SIZE
-    qr_bottom = PAGE_HEIGHT - 124 - _QR_SIZE
-    text_right = qr_left - 18
-
-    salutation_y = PAGE_HEIGHT - 136
-    name_size = _fitted(content.member_name, font, 19, text_right - _MARGIN - 60)
+    salutation_y = _SALUTATION_Y
+    name_size = _fitted(content.member_name, font, 19, _TEXT_RIGHT - _MARGIN - 60)
     _draw_bold(canvas, content.member_name, font, name_size, _MARGIN, salutation_y, _INK)
     canvas.setFillColor(_INK)
     canvas.setFont(font, 14)
@@ -299,26 +354,17 @@ def render_receipt_pdf(content: ReceiptContent, font_path: str | None = None) ->
     for line_number, line in enumerate(ACKNOWLEDGEMENT):
         canvas.drawString(_MARGIN + 24, salutation_y - 24 - 18 * line_number, line)
 
-    field_y = salutation_y - 80
-    _draw_field(canvas, font, "金额（小写）", format_yuan(content.amount), field_y, 16, text_right)
-    _draw_field(
-        canvas, font, "金额（大写）", PREFIX + to_capitals(content.amount), field_y - 28, 14, text_right
-    )
-    _draw_field(canvas, font, "代收党组织", content.grassroots_org_name, field_y - 56, 12.5, text_right)
-    _draw_field(canvas, font, "验证码", content.verification_code, field_y - 84, 13, text_right)
+    _draw_field(canvas, font, "金额（小写）", format_yuan(content.amount), 0, 16)
+    _draw_field(canvas, font, "金额（大写）", PREFIX + to_capitals(content.amount), 1, 14)
+    _draw_field(canvas, font, "代收党组织", content.grassroots_org_name, 2, 12.5)
+    _draw_field(canvas, font, "验证码", content.verification_code, 3, 13)
 
-    _draw_qr(canvas, content.verify_url, qr_left, qr_bottom, _QR_SIZE)
+    _draw_qr(canvas, content.verify_url, _QR_LEFT, _QR_BOTTOM, _QR_SIZE)
     canvas.setFillColor(_LABEL)
     canvas.setFont(font, 9)
-    canvas.drawCentredString(qr_left + _QR_SIZE / 2, qr_bottom - 13, "扫码核验收据真伪")
+    canvas.drawCentredString(_QR_LEFT + _QR_SIZE / 2, _QR_BOTTOM - 13, "扫码核验收据真伪")
 
-    # the seal is stamped over the issuer and the date, so the circle marking its place encloses them
-    seal_x, seal_y, seal_radius = PAGE_WIDTH - _MARGIN - 90, 82, 48
-    canvas.setStrokeColor(_SEAL_RED)
-    canvas.setLineWidth(0.9)
-    canvas.setDash(3, 2)
-    canvas.circle(seal_x, seal_y, seal_radius, stroke=1, fill=0)
-    canvas.setDash()
+    seal_x, seal_y, seal_radius = _SEAL_X, _SEAL_Y, _SEAL_RADIUS  # its dashed circle is part of the artwork
     canvas.setFillColor(_INK)
     canvas.setFont(font, _fitted(content.issuer, font, 12, 1.8 * seal_radius))
     canvas.drawCentredString(seal_x, seal_y + 5, content.issuer)

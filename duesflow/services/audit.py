@@ -1,8 +1,8 @@
 """The event trail: every payment change writes an event linked into one hash chain.
 
 Each event stores sha256(previous hash + its canonical content). Editing, deleting or reordering an event
-breaks the chain; a payment whose state, holder or amount disagrees with the replay of its events is caught
-by ``verify_audit``.
+breaks the chain; a payment whose state, holder or amount disagrees with the replay of its events, or a receipt
+whose version or voided mark does, is caught by ``verify_audit``.
 """
 
 from __future__ import annotations
@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import noload
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import raiseload
 
 from ..extensions import db
-from ..models import AuditHead, Event, Payment, User, utcnow
+from ..models import AuditHead, Event, Payment, Receipt, User, utcnow
 from ..money import format_amount
 
 GENESIS_HASH = "0" * 64
@@ -50,12 +51,16 @@ def event_hash(prev_hash: str, event: Event) -> str:
 
 
 def _locked_head() -> AuditHead:
-    head = db.session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one_or_none()
+    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = db.session.scalars(locked).one_or_none()
     if head is None:
-        # Created by the first migration; this covers databases made with create_all (tests, bench).
-        head = AuditHead(id=1, last_hash=GENESIS_HASH)
-        db.session.add(head)
-        db.session.flush()
+        # Created by the first migration; this covers databases made with create_all (tests, bench), where the
+        # first writers may race: a loser's insert does nothing and it then waits for the winner's row.
+        insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        db.session.execute(
+            insert(AuditHead).values(id=1, last_hash=GENESIS_HASH).on_conflict_do_nothing(index_elements=["id"])
+        )
+        head = db.session.scalars(locked).one()
     return head
 
 
@@ -109,10 +114,24 @@ class _Replay:
     holder: int | None = None
     amount: str | None = None
     last_event_id: int = 0
+    # receipt number -> (version, voided), as confirm, reissue and void events leave it
+    receipts: dict[str, tuple[int, bool]] = field(default_factory=dict)
+
+    def apply_receipt_change(self, event: Event) -> None:
+        number = event.details.get("receipt_number")
+        if not isinstance(number, str):
+            return
+        version, _voided = self.receipts.get(number, (0, False))
+        if event.action == "confirm":
+            self.receipts[number] = (1, False)
+        elif event.action == "reissue":
+            self.receipts[number] = (version + 1, False)
+        elif event.action == "void":
+            self.receipts[number] = (version, True)
 
 
 def _events_in_order() -> Iterator[Event]:
-    query = select(Event).options(noload("*")).order_by(Event.id).execution_options(yield_per=2000)
+    query = select(Event).options(raiseload("*")).order_by(Event.id).execution_options(yield_per=2000)
     yield from db.session.scalars(query)
 
 
@@ -136,6 +155,7 @@ def verify_audit() -> AuditProblem | None:
             replay.amount = str(event.details["amount"])
         elif "new" in event.details and "amount" in event.details["new"]:
             replay.amount = str(event.details["new"]["amount"])
+        replay.apply_receipt_change(event)
     head = db.session.get(AuditHead, 1)
     if head is not None and head.last_hash != prev:
         return AuditProblem("audit head", "the newest events of the chain are missing")
@@ -153,4 +173,28 @@ def verify_audit() -> AuditProblem | None:
             )
         if replay.amount != format_amount(Decimal(amount)):
             return AuditProblem(f"payment {payment_id}", f"amount {amount} differs from its events ({replay.amount})")
+    return _check_receipts(replays)
+
+
+def _check_receipts(replays: dict[int, _Replay]) -> AuditProblem | None:
+    """Every receipt has the version and voided mark its payment's events give it, and no event's receipt is
+    missing: a voided receipt made valid again, or a receipt added without a confirmation, is caught here."""
+    found: set[str] = set()
+    rows = db.session.execute(
+        select(Receipt.payment_id, Receipt.number, Receipt.version, Receipt.voided).order_by(Receipt.id)
+    )
+    for payment_id, number, version, voided in rows:
+        expected = replays[payment_id].receipts.get(number) if payment_id in replays else None
+        if expected is None:
+            return AuditProblem(f"receipt {number}", "no confirmation event issued it")
+        if expected != (version, bool(voided)):
+            return AuditProblem(
+                f"receipt {number}",
+                f"is version {version}{' (voided)' if voided else ''} but its events make it version "
+                f"{expected[0]}{' (voided)' if expected[1] else ''}",
+            )
+        found.add(number)
+    for replay in replays.values():
+        for number in sorted(replay.receipts.keys() - found):
+            return AuditProblem(f"receipt {number}", "its events issued it but it is missing")
     return None

@@ -59,6 +59,8 @@ def _throttle_keys(username: str, client: str) -> tuple[str, str]:
 
 def authenticate(username: str, password: str, client: str) -> User:
     """The active user with these credentials; 401 otherwise, 429 after too many recent failures."""
+    if "\x00" in username:  # no account has one, and PostgreSQL cannot even compare such text
+        raise InvalidCredentials()
     config = current_app.config
     limit, window = config["LOGIN_MAX_FAILURES"], config["LOGIN_WINDOW"]
     keys = _throttle_keys(username, client)

@@ -37,9 +37,15 @@ def check_amount(amount: Decimal) -> None:
         )
 
 
+# The rule on voluntary extra dues dates from the 2008 regulation; nothing collected earlier belongs here.
+EARLIEST_COLLECTION = date(2008, 1, 1)
+
+
 def check_collected_on(collected_on: date) -> None:
     if collected_on > beijing_today():
         raise ValidationFailed(fields={"collected_on": ["代收日期不能晚于今天（北京时间）。"]})
+    if collected_on < EARLIEST_COLLECTION:
+        raise ValidationFailed(fields={"collected_on": ["代收日期不能早于2008年1月1日。"]})
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ def record_payment(clerk: User, data: PaymentInput) -> Payment:
 
 
 CORRECTABLE_FIELDS = ("amount", "collected_on", "method")
+CORRECTION_LABELS = {"amount": "金额", "collected_on": "代收日期", "method": "交纳方式"}
 
 
 def _shown(value: Any) -> Any:
@@ -122,9 +129,10 @@ def correct_payment(clerk: User, payment: Payment, changes: dict[str, Any]) -> P
     details: dict[str, Any] = {"old": old, "new": new}
     if "amount" in new:
         details["amount"] = new["amount"]
+    summary = "；".join(f"{CORRECTION_LABELS[name]}：{old[name]} → {new[name]}" for name in old)
     append_event(
         payment, action="correct", actor=clerk, from_state=payment.state,
-        from_org_id=payment.holder_org_id, details=details,
+        from_org_id=payment.holder_org_id, note=f"更正 {summary}", details=details,
     )
     return payment
 

@@ -1,14 +1,33 @@
-"""What goes on a receipt's PDF, gathered from the database."""
+"""What goes on a receipt's PDF (and on the collection slip), gathered from the database."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import quote
 
 from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, lazyload
 
-from ..models import Receipt
+from ..extensions import db
+from ..models import Payment, Receipt
 from ..receipts.pdf import ReceiptContent
+from ..receipts.slip import SlipContent
+from ..timeutil import beijing_today
 from .receipts import ISSUER
+
+
+def slip_content_for(payment: Payment) -> SlipContent:
+    """The collection slip of a payment, printed today (Beijing time)."""
+    return SlipContent(
+        payment_id=payment.id,
+        member_name=payment.member.name,
+        amount=payment.amount,
+        collected_on=payment.collected_on,
+        method=payment.method,
+        grassroots_org_name=payment.grassroots_org.name,
+        printed_on=beijing_today(),
+    )
 
 
 def verify_url(number: str, code: str) -> str:
@@ -30,3 +49,35 @@ def content_for(receipt: Receipt) -> ReceiptContent:
         version=receipt.version,
         voided=receipt.voided,
     )
+
+
+def _live_in_year(year: int):  # noqa: ANN202 - a SQLAlchemy Select
+    return select(Receipt).where(Receipt.year == year, Receipt.voided.is_(False))
+
+
+def count_live_receipts(year: int) -> int:
+    """How many live (not voided) receipts were issued in Beijing year ``year``."""
+    return db.session.scalar(select(func.count()).select_from(_live_in_year(year).subquery())) or 0
+
+
+def live_receipt_contents(year: int, chunk_size: int = 200) -> Iterator[list[ReceiptContent]]:
+    """The contents of the live receipts issued in Beijing year ``year``, in issue order, ``chunk_size`` at a time.
+
+    Keyset pagination on the receipt id: each chunk is one short query, no cursor stays open between chunks, and
+    the session lets go of each chunk's rows, so memory stays bounded however many receipts the year holds.
+    """
+    last_id = 0
+    while True:
+        receipts = db.session.scalars(
+            _live_in_year(year).where(Receipt.id > last_id).order_by(Receipt.id).limit(chunk_size).options(
+                joinedload(Receipt.payment).options(
+                    joinedload(Payment.member), joinedload(Payment.grassroots_org), lazyload(Payment.receipts)
+                )
+            )
+        ).all()
+        if not receipts:
+            return
+        contents = [content_for(receipt) for receipt in receipts]
+        last_id = receipts[-1].id
+        db.session.expunge_all()
+        yield contents

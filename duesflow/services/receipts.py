@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -10,10 +11,13 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .. import permissions
 from ..errors import ReceiptNotFound
 from ..extensions import db
-from ..models import Payment, Receipt, ReceiptSequence
+from ..models import Payment, Receipt, ReceiptSequence, User, utcnow
 from ..timeutil import beijing_today
+from ..workflow import RECEIPT_TRANSITIONS, ReceiptChange
+from .audit import append_event
 
 # No 0/O and no 1/I/L. 31 symbols: 8 of them carry 39.6 bits (see README, "Verification codes").
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -24,6 +28,9 @@ ISSUER = "中共中央组织部"
 def new_verification_code() -> str:
     """A fresh random verification code."""
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+RECEIPT_NUMBER = re.compile(r"[0-9]{4}-[0-9]{6}")
 
 
 def receipt_number(year: int, sequence: int) -> str:
@@ -66,6 +73,31 @@ def issue_receipt(payment: Payment) -> Receipt:
     return receipt
 
 
+def change_receipt(payment: Payment, change: ReceiptChange, user: User, *, reason: str) -> Receipt:
+    """Reissue (补发: next version, new code, same number) or void the payment's live receipt; writes the event.
+
+    A void keeps the number used, so the sequence stays gapless, and puts the payment back to ``at_central``,
+    where a new ``confirm`` issues a new number. Both go through the payment's optimistic lock first.
+    """
+    permissions.check_receipt_change(user, payment, change)
+    receipt = payment.receipt
+    assert receipt is not None  # checked above: a live receipt exists
+    from_state, from_org_id = payment.state, payment.holder_org_id
+    payment.state = RECEIPT_TRANSITIONS[change].target.value
+    payment.updated_at = utcnow()  # a reissue changes no column of its own: this puts the version check in
+    db.session.flush()  # of two racing changes one wins here; the loser gets 409 before touching the receipt
+    if change is ReceiptChange.REISSUE:
+        receipt.version += 1
+        receipt.verification_code = new_verification_code()
+    else:
+        receipt.voided = True
+    append_event(
+        payment, action=change.value, actor=user, from_state=from_state, from_org_id=from_org_id, note=reason,
+        details={"receipt_number": receipt.number, "version": receipt.version},
+    )
+    return receipt
+
+
 @dataclass(frozen=True)
 class Verification:
     valid: bool
@@ -79,6 +111,8 @@ class Verification:
 
 def verify_receipt(number: str, code: str) -> Verification:
     """Look a receipt up by number and code (any letter case); 404 ``receipt_not_found`` when either is wrong."""
+    if not RECEIPT_NUMBER.fullmatch(number):  # never send stray text (a NUL, say) to the database
+        raise ReceiptNotFound()
     receipt = db.session.scalars(select(Receipt).where(Receipt.number == number)).one_or_none()
     if receipt is None or not secrets.compare_digest(receipt.verification_code.encode(), code.strip().upper().encode()):
         raise ReceiptNotFound()

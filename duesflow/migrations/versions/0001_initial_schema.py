@@ -5,11 +5,10 @@ Revises:
 Create Date: 2026-11-26 03:22:11.447947
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import duesflow.models
-
 
 # revision identifiers, used by Alembic.
 revision = '0001'
