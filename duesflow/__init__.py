@@ -45,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import api, cli, errors_web, web
     from .api.meta import healthz
+    from .services import notifications
 
     app.url_map.converters["int"] = _IdConverter
     app.register_blueprint(api.bp)
@@ -52,6 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/healthz", "healthz", healthz)
     errors_web.register(app)
     cli.register(app)
+    notifications.init_app(app)
     app.after_request(_security_headers)
     return app
 
@@ -68,6 +70,8 @@ class _IdConverter(IntegerConverter):
 def _engine_options(app: Flask) -> None:
     uri: str = app.config["SQLALCHEMY_DATABASE_URI"]
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+    # A database error's message would carry the statement's parameters (ID numbers, phones) into the logs.
+    options.setdefault("hide_parameters", True)
     if uri.startswith("sqlite"):
         options.setdefault("connect_args", {}).update({"timeout": 30, "check_same_thread": False})
     else:
@@ -117,6 +121,7 @@ def _security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
-    if request.path.startswith("/api/") and "Cache-Control" not in headers:
+    # Pages and API answers carry personal data: no cache keeps them (static files keep their own policy).
+    if request.endpoint != "static" and "Cache-Control" not in headers:
         headers["Cache-Control"] = "no-store"
     return response

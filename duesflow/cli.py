@@ -1,5 +1,5 @@
 """Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, sample-receipt, render-receipts,
-import-members."""
+import-members, backup, send-notifications."""
 
 from __future__ import annotations
 
@@ -152,7 +152,40 @@ def import_members(file: Path, org_id: int) -> None:
     click.echo(f"已导入 {result.imported} 名党员到 {org.name}（id {org.id}）。")
 
 
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="replace FILE if it exists")
+def backup(file: Path, overwrite: bool) -> None:
+    """Write a consistent copy of the SQLite database to FILE while the service runs (SQLite's online backup);
+    PostgreSQL is refused: use pg_dump."""
+    from .backup import BackupRefused, backup_sqlite, sqlite_path
+
+    db.session.remove()  # hold no transaction of our own while the copy is taken
+    try:
+        result = backup_sqlite(sqlite_path(current_app.config["SQLALCHEMY_DATABASE_URI"]), file,
+                               overwrite=overwrite)
+    except BackupRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    click.echo(f"已备份到 {result.target}（{result.pages} 页，{result.bytes} 字节，完整性检查通过）。")
+
+
+@click.command("send-notifications")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="messages sent at most in this run")
+def send_notifications(limit: int) -> None:
+    """Send the messages waiting in the outbox (new ones and those due for a retry); run it from cron or a timer.
+    Safe to run on several hosts at once: each message is claimed before it is sent."""
+    from .services.notifications import configured_sender, deliver_due
+
+    sender = configured_sender(current_app)
+    if sender is None:
+        click.echo("未配置发送方式（DUESFLOW_SMTP_URL）：消息保留在站内，党员登录后在首页查看。")
+        return
+    report = deliver_due(sender, limit=limit)
+    click.echo(f"已发送 {report.sent} 条；失败待重试 {report.retrying} 条；已放弃 {report.gave_up} 条。")
+
+
 def register(app: Flask) -> None:
     for command in (init_db, seed_orgs, create_user, demo, verify_audit, sample_receipt, render_receipts,
-                    import_members):
+                    import_members, backup, send_notifications):
         app.cli.add_command(command)

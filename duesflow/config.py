@@ -45,6 +45,16 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "RECEIPT_FONT": env("DUESFLOW_RECEIPT_FONT") or None,
         "MAX_AMOUNT": Decimal(env("DUESFLOW_MAX_AMOUNT", "10000000.00")),
         "REDIS_URL": env("DUESFLOW_REDIS_URL") or None,
+        # Notifications (SPEC §9): a sender named as "module:factory", else SMTP when a URL is given, else none
+        # (messages are kept and shown on the member's page). See README, "Notifications".
+        "NOTIFICATION_SENDER": env("DUESFLOW_NOTIFICATION_SENDER") or None,
+        "SMTP_URL": env("DUESFLOW_SMTP_URL") or None,
+        "MAIL_FROM": env("DUESFLOW_MAIL_FROM") or None,
+        "NOTIFY_AFTER_REQUEST": env("DUESFLOW_NOTIFY_AFTER_REQUEST", "1") == "1",
+        "NOTIFICATION_MAX_ATTEMPTS": int(env("DUESFLOW_NOTIFICATION_MAX_ATTEMPTS", "5")),
+        # A claim older than this belongs to a sender that died; keep it well above the SMTP timeout (30 s).
+        "NOTIFICATION_LEASE": timedelta(seconds=int(env("DUESFLOW_NOTIFICATION_LEASE", "600"))),
+        "NOTIFICATION_RETRY_DELAY": timedelta(seconds=int(env("DUESFLOW_NOTIFICATION_RETRY_DELAY", "60"))),
         "TOKEN_TTL": timedelta(seconds=int(env("DUESFLOW_TOKEN_TTL", str(8 * 3600)))),
         # Number of reverse proxies in front of the service whose X-Forwarded-For may be trusted.
         "TRUSTED_PROXIES": int(env("DUESFLOW_TRUSTED_PROXIES", "0")),

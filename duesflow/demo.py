@@ -1,5 +1,6 @@
 """Demo data: the Jilin → Siping → Tiedong branch, two street committees, users of every role, and payments
-in every state the core workflow reaches. Built through the same services the API uses."""
+in every state, with a transfer batch, a refund and a delivered receipt. Built through the same services the API
+uses."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from sqlalchemy import select
 
 from .extensions import db
 from .identity import resident_id_check_character
-from .models import Org, User
+from .models import Member, Org, Payment, User
 from .services import members, orgs, users
+from .services.delivery import DeliveryInput, record_delivery
 from .services.payments import PaymentInput, act, record_payment
+from .services.refunds import RefundInput, refund_payment
+from .services.transfers import TransferInput, create_transfer
 from .timeutil import beijing_today
 from .workflow import Action, OrgKind
 
@@ -99,6 +103,7 @@ def _build(central: Org, jilin: Org, password: str) -> None:
          + [(Action.REJECT, siping_reviewer, "经核实该党员未按规定交纳党费，不符合自愿多交条件。")]),
         (8, "1200", [(Action.WITHDRAW, clerk, "党员本人要求撤回，改日再交。")]),
     ]
+    payments = []
     for days_ago, (index, amount, steps) in enumerate(plans, start=1):
         payment = record_payment(clerk, PaymentInput(
             member_id=people[index].id, amount=Decimal(amount).quantize(Decimal("0.01")),
@@ -107,3 +112,24 @@ def _build(central: Org, jilin: Org, password: str) -> None:
         ))
         for action, actor, reason in steps:
             act(payment, action, actor, reason=reason)
+        payments.append(payment)
+    _operations(people, payments[0], clerk, tiedong_reviewer)
+
+
+def _operations(people: list[Member], receipted: Payment, clerk: User, tiedong_reviewer: User) -> None:
+    """SPEC §9 in the demo: a transfer batch whose money 铁东 has yet to confirm, a refunded payment, and the
+    first receipt signed for by its member."""
+    today = beijing_today()
+
+    def collected(index: int, amount: str, days_ago: int) -> Payment:
+        return record_payment(clerk, PaymentInput(member_id=people[index].id, amount=Decimal(amount),
+                                                  collected_on=today - timedelta(days=days_ago), method="cash",
+                                                  regular_dues_paid=True))
+
+    batch = [collected(3, "1000.00", 1), collected(4, "2600.00", 1)]
+    create_transfer(clerk, TransferInput([payment.id for payment in batch], "工行四平分行 0031-2026-118"))
+    refunded = collected(5, "1000.00", 12)
+    act(refunded, Action.SUBMIT, clerk)
+    act(refunded, Action.REJECT, tiedong_reviewer, reason="重复登记：该党员同日已交纳一笔。")
+    refund_payment(clerk, refunded, RefundInput(refunded_on=today, method="cash"))
+    record_delivery(clerk, receipted, DeliveryInput(delivered_on=today, signed_by=receipted.member.name))

@@ -77,6 +77,19 @@ class AlreadyExists(DomainError):
     status, code, default_message = 409, "already_exists", "已存在。"
 
 
+class NotEligible(DomainError):
+    status, code, default_message = 409, "not_eligible", "所选款项不能一并汇总上缴。"
+
+
+class AmountMismatch(DomainError):
+    status, code, default_message = 409, "amount_mismatch", "实收金额与汇总上缴单的合计金额不符，差额已登记。"
+
+
+class FundsNotReceived(DomainError):
+    status, code = 409, "funds_not_received"
+    default_message = "该款项随汇总上缴单转来，但该上缴单的款项尚未确认到账，暂不能确认开具收据。"
+
+
 class ValidationFailed(DomainError):
     status, code, default_message = 422, "validation_error", "提交的数据有误。"
 

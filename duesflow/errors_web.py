@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import Flask, Response, render_template, request
@@ -22,6 +23,36 @@ from .errors import (
 from .extensions import db
 
 log = logging.getLogger(__name__)
+
+# An 18-character resident ID number and an 11-digit mobile number, wherever they stand in a text.
+_PERSONAL_NUMBERS = re.compile(
+    r"(?<![0-9])(?P<id_head>[0-9]{6})[0-9]{8}(?P<id_tail>[0-9]{3}[0-9Xx])(?![0-9A-Za-z])"
+    r"|(?<![0-9])(?P<phone_head>1[3-9][0-9])[0-9]{4}(?P<phone_tail>[0-9]{4})(?![0-9])"
+)
+
+
+def mask_personal_numbers(text: str) -> str:
+    """``text`` with every resident ID and mobile number masked as the pages show them."""
+
+    def masked(match: re.Match[str]) -> str:
+        if match.group("id_head"):
+            return f"{match.group('id_head')}{'*' * 8}{match.group('id_tail')}"
+        return f"{match.group('phone_head')}****{match.group('phone_tail')}"
+
+    return _PERSONAL_NUMBERS.sub(masked, text)
+
+
+class _MaskPersonalNumbers(logging.Filter):
+    """An unexpected error's message or traceback may quote what a client sent: mask it before any handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask_personal_numbers(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_personal_numbers(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+log.addFilter(_MaskPersonalNumbers())
 
 
 class ServiceBusy(DomainError):

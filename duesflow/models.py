@@ -246,6 +246,14 @@ class Receipt(db.Model):
     voided: Mapped[bool] = mapped_column(Boolean, default=False)
 
     payment: Mapped[Payment] = relationship(back_populates="receipts")
+    deliveries: Mapped[list[ReceiptDelivery]] = relationship(
+        back_populates="receipt", order_by="ReceiptDelivery.version", lazy="selectin"
+    )
+
+    @property
+    def delivery(self) -> ReceiptDelivery | None:
+        """The signature for this version of the receipt (领取登记), or None while it is not delivered."""
+        return next((d for d in self.deliveries if d.version == self.version), None)
 
 
 class ReceiptSequence(db.Model):
@@ -264,6 +272,9 @@ class DirectRemittance(db.Model):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("state IN ('refused', 'returned')", name="state"),
+        CheckConstraint(
+            "(state = 'returned') = (returned_on IS NOT NULL AND returned_by_id IS NOT NULL)", name="returned_when"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -275,6 +286,11 @@ class DirectRemittance(db.Model):
     state: Mapped[str] = mapped_column(String(10), default="refused")
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Sent back to the remitter (SPEC §9): when, with which voucher, recorded by whom.
+    returned_on: Mapped[date | None] = mapped_column(Date)
+    return_reference: Mapped[str | None] = mapped_column(String(100))
+    returned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Token(db.Model):
@@ -317,4 +333,165 @@ class IdempotencyKey(db.Model):
     state: Mapped[str] = mapped_column(String(10), default="in_flight")
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ---- operations (SPEC §9): transfer batches, refunds, receipt delivery, notifications ----------------------
+
+
+class Transfer(db.Model):
+    """A transfer batch (汇总上缴): payments moved up one level together, with one bank transfer of their total."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        CheckConstraint("state IN ('sent', 'received')", name="state"),
+        CheckConstraint("count >= 1", name="count_positive"),
+        CheckConstraint(f"total >= {MINIMUM_AMOUNT}", name="total_minimum"),
+        CheckConstraint("from_org_id <> to_org_id", name="moves_up"),
+        CheckConstraint(
+            "(state = 'received') = (received_at IS NOT NULL AND received_by_id IS NOT NULL"
+            " AND amount_received IS NOT NULL)",
+            name="received_when",
+        ),
+        Index("ix_transfers_from_created", "from_org_id", "created_at", "id"),
+        Index("ix_transfers_to_state", "to_org_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    to_org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    bank_reference: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(String(500))
+    count: Mapped[int] = mapped_column(Integer)
+    total: Mapped[Decimal] = mapped_column(Money)
+    state: Mapped[str] = mapped_column(String(10), default="sent")
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    amount_received: Mapped[Decimal | None] = mapped_column(Money)
+    received_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Optimistic lock, as on payments: of two receivers racing, one wins and the other gets 409.
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    from_org: Mapped[Org] = relationship(foreign_keys=[from_org_id])
+    to_org: Mapped[Org] = relationship(foreign_keys=[to_org_id])
+    items: Mapped[list[TransferItem]] = relationship(
+        back_populates="transfer", order_by="TransferItem.payment_id", lazy="selectin"
+    )
+    discrepancies: Mapped[list[TransferDiscrepancy]] = relationship(
+        order_by="TransferDiscrepancy.id", lazy="selectin"
+    )
+
+
+class TransferItem(db.Model):
+    """One payment of a transfer batch, with its amount as it was sent."""
+
+    __tablename__ = "transfer_items"
+    __table_args__ = (
+        UniqueConstraint("transfer_id", "payment_id", name="uq_transfer_items_transfer_payment"),
+        Index("ix_transfer_items_payment", "payment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"))
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+
+    transfer: Mapped[Transfer] = relationship(back_populates="items")
+    payment: Mapped[Payment] = relationship()
+
+
+class TransferDiscrepancy(db.Model):
+    """An amount the receiving org said it received that differs from the transfer's total: kept on record."""
+
+    __tablename__ = "transfer_discrepancies"
+    __table_args__ = (Index("ix_transfer_discrepancies_transfer", "transfer_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"))
+    amount_expected: Mapped[Decimal] = mapped_column(Money)
+    amount_received: Mapped[Decimal] = mapped_column(Money)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    recorded_by: Mapped[User] = relationship(lazy="joined")
+
+
+class Refund(db.Model):
+    """The money of a rejected payment given back to the member by the grassroots org (one per payment)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("method IN ('cash', 'bank_transfer', 'wechat', 'alipay', 'other')", name="method"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    refunded_on: Mapped[date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(String(100))
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReceiptDelivery(db.Model):
+    """A receipt handed to the member, who signed the collection register (领取登记); one per receipt version, so
+    a reissued receipt (补发) travels down and is signed for again."""
+
+    __tablename__ = "receipt_deliveries"
+    __table_args__ = (
+        UniqueConstraint("receipt_id", "version", name="uq_receipt_deliveries_receipt_version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("receipts.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    delivered_on: Mapped[date] = mapped_column(Date)
+    signed_by: Mapped[str] = mapped_column(String(50))
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    receipt: Mapped[Receipt] = relationship(back_populates="deliveries")
+
+
+NOTIFICATION_STATES = ("pending", "sending", "sent", "failed", "kept")
+
+
+class Notification(db.Model):
+    """The outbox: a message to a member, written in the transaction that caused it and sent after commit.
+
+    ``pending`` waits for a sender; ``sending`` is claimed by one (``claim_token``); ``sent`` and ``failed`` (the
+    attempts ran out) are final; ``kept`` has no address to send to and is only shown on the member's page.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({', '.join(repr(s) for s in NOTIFICATION_STATES)})", name="state"),
+        CheckConstraint("kind IN ('receipt_issued')", name="kind"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint("(state = 'sending') = (claim_token IS NOT NULL AND claimed_at IS NOT NULL)",
+                        name="claimed_when_sending"),
+        CheckConstraint("(state = 'sent') = (sent_at IS NOT NULL)", name="sent_when"),
+        CheckConstraint("state = 'kept' OR recipient IS NOT NULL", name="addressed"),
+        Index("ix_notifications_state_due", "state", "next_attempt_at"),
+        Index("ix_notifications_member_created", "member_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    recipient: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,12 +10,17 @@ from sqlalchemy import ColumnElement, false, select, true
 
 from .errors import Forbidden, InvalidTransition, NotFound
 from .extensions import db
-from .models import Member, Org, Payment, User
+from .models import Member, Org, Payment, Transfer, User
 from .workflow import (
     CORRECTABLE_STATES,
+    DELIVERABLE_STATES,
     RECEIPT_TRANSITIONS,
+    TRANSFER_MOVES,
+    TRANSFER_RECEIVERS,
     TRANSITIONS,
+    ActingOrg,
     Action,
+    OrgKind,
     ReceiptChange,
     Role,
     State,
@@ -58,8 +63,14 @@ def inbox_clause(user: User) -> ColumnElement[bool]:
     """The WHERE clause of ``user``'s inbox: payments held at its org in a state awaiting its role's action."""
     if user.org_id is None or user.role not in (Role.CLERK, Role.REVIEWER, Role.CENTRAL):
         return false()
-    states = [state.value for state in actionable_states(Role(user.role))]
-    return (Payment.holder_org_id == user.org_id) & Payment.state.in_(states)
+    role = Role(user.role)
+    held_here = (Payment.holder_org_id == user.org_id) & Payment.state.in_(
+        [state.value for state in actionable_states(role)])
+    collected_here = [state.value for state in actionable_states(role, ActingOrg.GRASSROOTS)]
+    if not collected_here:
+        return held_here
+    # a rejected payment awaits its refund from the committee that collected it, wherever it was rejected
+    return held_here | ((Payment.grassroots_org_id == user.org_id) & Payment.state.in_(collected_here))
 
 
 def member_visibility(user: User) -> ColumnElement[bool]:
@@ -94,11 +105,19 @@ def visible_member_or_404(user: User, member_id: int) -> Member:
     return member
 
 
+def acting_org_id(payment: Payment, action: Action) -> int:
+    """The org whose users take ``action`` on ``payment``: its holder, or for a refund its grassroots org."""
+    if TRANSITIONS[action].acting_org is ActingOrg.GRASSROOTS:
+        return payment.grassroots_org_id
+    return payment.holder_org_id
+
+
 def check_action(user: User, payment: Payment, action: Action) -> None:
-    """403 if the role can never take ``action``; 409 if the payment is not held here or not in a fitting state."""
+    """403 if the role can never take ``action``; 409 if the payment is not at the org that acts on it (its
+    holder, or for a refund its grassroots org) or not in a fitting state."""
     if not role_may(action, Role(user.role)):
         raise Forbidden()
-    if payment.holder_org_id != user.org_id or not is_possible(action, State(payment.state)):
+    if acting_org_id(payment, action) != user.org_id or not is_possible(action, State(payment.state)):
         raise InvalidTransition()
 
 
@@ -112,7 +131,7 @@ def may_correct(user: User, payment: Payment) -> None:
 
 def available_actions(payment: Payment, user: User) -> list[str]:
     """What ``user`` may do with ``payment`` now: drives both the API field and the buttons of the pages."""
-    if user.role not in (Role.CLERK, Role.REVIEWER, Role.CENTRAL) or payment.holder_org_id != user.org_id:
+    if user.role not in (Role.CLERK, Role.REVIEWER, Role.CENTRAL) or user.org_id is None:
         return []
     state = State(payment.state)
     # workflow actions only (POST /payments/{id}/{action}); reissue and void: receipt_changes_available
@@ -120,6 +139,7 @@ def available_actions(payment: Payment, user: User) -> list[str]:
         action.value
         for action, transition in TRANSITIONS.items()
         if user.role in transition.roles and state in transition.sources
+        and acting_org_id(payment, action) == user.org_id
     ]
 
 
@@ -189,3 +209,75 @@ def home_org(user: User) -> Org | None:
     if user.role == Role.MEMBER and user.member is not None:
         return user.member.org
     return user.org
+
+
+# ---- operations (SPEC §9): transfer batches, receipt delivery, registers and reports of an org -------------
+
+OPERATION_ROLES = (Role.CLERK, Role.REVIEWER, Role.CENTRAL)
+
+
+def require_operations_role(user: User) -> None:
+    """Transfers, refunds, deliveries and their reports belong to the offices: 403 for admins and members."""
+    if user.role not in OPERATION_ROLES or user.org_id is None:
+        raise Forbidden("管理员和党员不办理上缴、退还和收据送达。")
+
+
+def transfer_visibility(user: User) -> ColumnElement[bool]:
+    """The transfers ``user`` may see: those sent from an org of its subtree (which they are also sent to)."""
+    if user.role == Role.CENTRAL:
+        return true()
+    if user.role == Role.CLERK:
+        return Transfer.from_org_id == user.org_id
+    if user.role == Role.REVIEWER and user.org is not None:
+        return Transfer.from_org_id.in_(subtree_org_ids(user.org))
+    return false()
+
+
+def visible_transfer_or_404(user: User, transfer_id: int) -> Transfer:
+    """The transfer if ``user`` may see it; 404 whether it is unknown or merely invisible."""
+    transfer = db.session.scalars(
+        select(Transfer).where(Transfer.id == transfer_id, transfer_visibility(user))
+    ).one_or_none()
+    if transfer is None:
+        raise NotFound("未找到该汇总上缴单。")
+    return transfer
+
+
+def transfer_move(user: User) -> Action:
+    """The action a transfer batch sent by ``user`` takes on each payment (submit or forward); 403 for roles that
+    send none."""
+    try:
+        return TRANSFER_MOVES[Role(user.role)]
+    except KeyError:
+        raise Forbidden("只有基层党委经办人和组织部门审核人可以汇总上缴。") from None
+
+
+def check_receive(user: User, transfer: Transfer) -> None:
+    """403 unless the role receives transfers; 409 unless sent to the caller's org and not yet received."""
+    if user.role not in TRANSFER_RECEIVERS:
+        raise Forbidden("只有接收单位的审核人或中央组织部工作人员可以确认到账。")
+    if transfer.to_org_id != user.org_id:
+        raise InvalidTransition("该汇总上缴单不是上缴给本单位的。")
+    if transfer.state != "sent":
+        raise InvalidTransition("该汇总上缴单已确认到账。")
+
+
+def check_delivery(user: User, payment: Payment) -> None:
+    """The collecting committee's clerk records that the member signed for the receipt: 403 for anyone else; 409
+    unless the payment is receipted with a live receipt that is not delivered yet."""
+    if user.role != Role.CLERK or user.org_id != payment.grassroots_org_id:
+        raise Forbidden("收据送达由代收的基层党委经办人登记。")
+    receipt = payment.receipt
+    if State(payment.state) not in DELIVERABLE_STATES or receipt is None or receipt.voided:
+        raise InvalidTransition("该款项还没有有效的纪念收据。")
+    if receipt.delivery is not None:
+        raise InvalidTransition("该收据已登记送达。")
+
+
+def visible_grassroots_org_or_404(user: User, org_id: int) -> Org:
+    """A grassroots org of ``user``'s subtree (its collection register); 404 for any other."""
+    org = db.session.get(Org, org_id)
+    home = home_org(user)
+    if org is None or home is None or org.kind != OrgKind.GRASSROOTS or not in_subtree(org, home):
+        raise NotFound("未找到该基层党委。")
+    return org

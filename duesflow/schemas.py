@@ -88,6 +88,20 @@ class IsoDate(fields.Date):
         except ValueError:
             raise ValidationError("日期须为 YYYY-MM-DD 格式的有效日期。") from None
 
+    def _serialize(self, value: dt.date | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else value.isoformat()  # strftime("%Y") drops the zeros of a year < 1000
+
+
+def within_lifetime(earliest: dt.date) -> Any:
+    """A validator of a date in a person's life: not before ``earliest``, not after today in Beijing."""
+    from .timeutil import beijing_today
+
+    def check(value: dt.date | None) -> None:
+        if value is not None and not earliest <= value <= beijing_today():
+            raise ValidationError(f"日期须在 {earliest.isoformat()} 到今天之间。")
+
+    return check
+
 
 class Timestamp(fields.DateTime):
     """ISO 8601 in Beijing time with its offset."""
@@ -191,8 +205,8 @@ class UserList(Schema):
 class MemberFields(Input):
     name = Normalized(50, identity.validate_person_name)
     gender = fields.String(allow_none=True, validate=validate.OneOf(["male", "female"]))
-    birth_date = IsoDate(allow_none=True)
-    joined_on = IsoDate(allow_none=True)
+    birth_date = IsoDate(allow_none=True, validate=within_lifetime(dt.date(1900, 1, 1)))
+    joined_on = IsoDate(allow_none=True, validate=within_lifetime(dt.date(1921, 7, 1)))  # the party's founding
     id_number = Normalized(18, identity.validate_resident_id, allow_none=True)
     work_unit = Text(200, allow_none=True)
     position = Text(100, allow_none=True)
@@ -292,6 +306,8 @@ class ReceiptOut(Schema):
     issued_on = IsoDate(required=True)
     version = fields.Integer(required=True)
     voided = fields.Boolean(required=True)
+    delivered_on = IsoDate(allow_none=True, required=True,
+                           metadata={"description": "when the member signed for this version (领取登记); null before"})
 
 
 class ActorRef(Schema):
@@ -368,6 +384,8 @@ class DirectRemittanceOut(Schema):
     note = fields.String(allow_none=True, required=True)
     state = fields.String(required=True, validate=validate.OneOf(["refused", "returned"]))
     created_at = Timestamp(required=True)
+    returned_on = IsoDate(allow_none=True, required=True)
+    return_reference = fields.String(allow_none=True, required=True)
 
 
 class DirectRemittanceList(Schema):
@@ -465,3 +483,123 @@ class DuesOut(Schema):
     monthly_dues_max = Amount(allow_none=True, required=True,
                               metadata={"type": "string", "description": "upper end of a range (farmers)"})
     rule = fields.String(required=True, metadata={"description": "the regulation's text that was applied"})
+
+
+# ---- operations (SPEC §9): transfer batches, refunds and returns, receipt delivery -------------------------
+
+# One bank transfer, one printed list: a batch larger than this is a mistake, not a workload.
+MAX_TRANSFER_PAYMENTS = 500
+
+
+class TransferCreate(Input):
+    payment_ids = fields.List(Id(), required=True,
+                              validate=validate.Length(min=1, max=MAX_TRANSFER_PAYMENTS,
+                                                       error=f"须选择 1 到 {MAX_TRANSFER_PAYMENTS} 笔款项。"))
+    bank_reference = Text(100, required=True, metadata={"description": "the bank transfer's voucher number"})
+    note = Text(500, allow_none=True, min_length=0)
+
+    @validates_schema
+    def _each_once(self, data: dict[str, Any], **kwargs: Any) -> None:
+        ids = data.get("payment_ids") or []
+        if len(set(ids)) != len(ids):
+            raise ValidationError("每笔款项只能选一次。", "payment_ids")
+
+
+class TransferReceive(Input):
+    amount_received = Amount(required=True, metadata={"type": "string", "example": "3000.00"})
+
+
+class TransferQuery(ListQuery):
+    state = fields.String(validate=validate.OneOf(["sent", "received"]))
+    direction = fields.String(validate=validate.OneOf(["in", "out"]),
+                              metadata={"description": "in: sent to the caller's org; out: sent from it"})
+
+
+class DiscrepancyOut(Schema):
+    amount_expected = Amount(required=True, metadata={"type": "string", "example": "3000.00"})
+    amount_received = Amount(required=True, metadata={"type": "string", "example": "2900.00"})
+    recorded_by = fields.Nested(ActorRef, required=True)
+    recorded_at = Timestamp(required=True)
+
+
+class TransferOut(Schema):
+    id = fields.Integer(required=True)
+    from_org = fields.Nested(OrgRef, required=True)
+    to_org = fields.Nested(OrgRef, required=True)
+    count = fields.Integer(required=True)
+    total = Amount(required=True, metadata={"type": "string", "example": "3000.00"})
+    bank_reference = fields.String(required=True)
+    note = fields.String(allow_none=True, required=True)
+    state = fields.String(required=True, validate=validate.OneOf(["sent", "received"]))
+    payment_ids = fields.List(fields.Integer(), required=True)
+    created_by = fields.Nested(ActorRef, required=True)
+    created_at = Timestamp(required=True)
+    amount_received = Amount(allow_none=True, required=True, metadata={"type": "string"})
+    received_at = Timestamp(allow_none=True, required=True)
+    discrepancies = fields.List(fields.Nested(DiscrepancyOut), required=True,
+                                metadata={"description": "amounts reported that differed from the total"})
+
+
+class TransferPage(Page):
+    items = fields.List(fields.Nested(TransferOut), required=True)
+
+
+class RefundBody(Input):
+    refunded_on = IsoDate(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    reference = Text(100, allow_none=True, min_length=0)
+
+
+class RemittanceReturn(Input):
+    returned_on = IsoDate(required=True)
+    reference = Text(100, allow_none=True, min_length=0)
+
+
+class DeliveryBody(Input):
+    delivered_on = IsoDate(required=True)
+    signed_by = Normalized(50, identity.validate_person_name, required=True,
+                           metadata={"description": "who signed the collection register: the member or a proxy"})
+
+
+class OwedPaymentOut(Schema):
+    id = fields.Integer(required=True)
+    amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})
+    collected_on = IsoDate(required=True)
+    member = fields.Nested(MemberRef, required=True)
+    grassroots_org = fields.Nested(OrgRef, required=True)
+    rejected_by = fields.Nested(OrgRef, required=True, metadata={"description": "the org that rejected it"})
+    rejected_at = Timestamp(allow_none=True, required=True)
+    reason = fields.String(allow_none=True, required=True)
+
+
+class OwedTotal(Schema):
+    count = fields.Integer(required=True)
+    amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})
+
+
+class OwedOut(Schema):
+    payments = fields.List(fields.Nested(OwedPaymentOut), required=True,
+                           metadata={"description": "rejected payments not yet refunded, oldest first"})
+    remittances = fields.List(fields.Nested(DirectRemittanceOut), required=True,
+                              metadata={"description": "refused direct remittances not yet returned (central)"})
+    payments_total = fields.Nested(OwedTotal, required=True)
+    remittances_total = fields.Nested(OwedTotal, required=True)
+
+
+class UndeliveredRow(Schema):
+    org = fields.Nested(OrgRef, required=True)
+    count = fields.Integer(required=True)
+
+
+class UndeliveredOut(Schema):
+    rows = fields.List(fields.Nested(UndeliveredRow), required=True,
+                       metadata={"description": "grassroots orgs with receipts not yet delivered"})
+    total = fields.Integer(required=True)
+
+
+class RegisterQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    scope = fields.String(load_default="all", validate=validate.OneOf(["all", "undelivered"]),
+                          metadata={"description": "all live receipts (default), or only those not yet signed for"})

@@ -57,6 +57,14 @@ class Action(StrEnum):
     REJECT = "reject"
     CONFIRM = "confirm"
     WITHDRAW = "withdraw"
+    REFUND = "refund"
+
+
+class ActingOrg(StrEnum):
+    """Whose users take an action: the org holding the payment, or the grassroots org that collected it."""
+
+    HOLDER = "holder"
+    GRASSROOTS = "grassroots"
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,15 @@ class Transition:
     sources: frozenset[State]
     roles: frozenset[Role]
     needs_reason: bool = False
+    # A refund is made by the committee that collected the money, wherever the payment was rejected.
+    acting_org: ActingOrg = ActingOrg.HOLDER
+    # The action records particulars of its own (a refund's date and method): it has its own body and form.
+    has_particulars: bool = False
+
+    @property
+    def needs_input(self) -> bool:
+        """Whether taking the action asks for more than a click (so it cannot be done to several at once)."""
+        return self.needs_reason or self.has_particulars
 
 
 TRANSITIONS: dict[Action, Transition] = {
@@ -79,6 +96,9 @@ TRANSITIONS: dict[Action, Transition] = {
     ),
     Action.CONFIRM: Transition(frozenset({State.AT_CENTRAL}), frozenset({Role.CENTRAL})),
     Action.WITHDRAW: Transition(frozenset({State.RECORDED, State.RETURNED}), frozenset({Role.CLERK}), True),
+    Action.REFUND: Transition(
+        frozenset({State.REJECTED}), frozenset({Role.CLERK}), acting_org=ActingOrg.GRASSROOTS, has_particulars=True
+    ),
 }
 
 class ReceiptChange(StrEnum):
@@ -104,6 +124,14 @@ RECEIPT_TRANSITIONS: dict[ReceiptChange, ReceiptTransition] = {
     # a confirmation made in error: the number stays used (no gap), the payment awaits confirmation again
     ReceiptChange.VOID: ReceiptTransition(frozenset({State.RECEIPTED}), frozenset({Role.CENTRAL}), State.AT_CENTRAL),
 }
+
+# Transfer batches (汇总上缴, SPEC §9): the action a batch takes on each of its payments, by the role that sends
+# it, and the roles that receive a batch at their org and confirm its money arrived.
+TRANSFER_MOVES: dict[Role, Action] = {Role.CLERK: Action.SUBMIT, Role.REVIEWER: Action.FORWARD}
+TRANSFER_RECEIVERS = frozenset({Role.REVIEWER, Role.CENTRAL})
+
+# A receipt travels back down and is handed to the member by the collecting committee's clerk (领取登记).
+DELIVERABLE_STATES = frozenset({State.RECEIPTED})
 
 # States in which a clerk may still correct the payment's particulars (PATCH).
 CORRECTABLE_STATES = frozenset({State.RECORDED, State.RETURNED})
@@ -160,11 +188,17 @@ def target(action: Action, position: Position, path: Sequence[int]) -> Position:
         return Position(State.REJECTED, position.holder_index)
     if action is Action.CONFIRM:
         return Position(State.RECEIPTED, position.holder_index)
+    if action is Action.REFUND:
+        return Position(State.REFUNDED, 0)  # the money went back from the grassroots org, which keeps the record
     return Position(State.WITHDRAWN, position.holder_index)  # Action.WITHDRAW
 
 
-def actionable_states(role: Role) -> frozenset[State]:
-    """The states in which a payment held at an org awaits an action from that org's ``role`` (the inbox)."""
+def actionable_states(role: Role, acting_org: ActingOrg = ActingOrg.HOLDER) -> frozenset[State]:
+    """The states in which a payment awaits an action from ``role`` at the org that acts on it (the inbox): by
+    default the holder org; with ``ActingOrg.GRASSROOTS`` the grassroots org that collected it (refunds)."""
     return frozenset(
-        state for transition in TRANSITIONS.values() if role in transition.roles for state in transition.sources
+        state
+        for transition in TRANSITIONS.values()
+        if role in transition.roles and transition.acting_org is acting_org
+        for state in transition.sources
     )

@@ -118,8 +118,13 @@ class LiveServer:
         return f"{message}\n--- gunicorn error log ---\n{tail}"
 
 
-def start_server(database_url: str, logs: Path, workers: int = WORKERS) -> LiveServer:
-    """Start gunicorn on an already bound socket (no race for a free port) and wait for every worker."""
+def start_server(database_url: str, logs: Path, workers: int = WORKERS, *,
+                 own_process_group: bool = False) -> LiveServer:
+    """Start gunicorn on an already bound socket (no race for a free port) and wait for every worker.
+
+    ``own_process_group``: the master leads a process group of its own, so that a test can kill the whole server
+    at once (``os.killpg``) without touching pytest.
+    """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -135,7 +140,7 @@ def start_server(database_url: str, logs: Path, workers: int = WORKERS) -> LiveS
         "duesflow:create_app()",
     ]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=subprocess_env(database_url),
-                               pass_fds=[listener.fileno()])
+                               pass_fds=[listener.fileno()], start_new_session=own_process_group)
     listener.close()
     server = LiveServer(process, f"http://127.0.0.1:{port}", logs)
     try:

@@ -31,7 +31,7 @@ class Situation:
     steps: list[Step]
     state: str
     holder_org: str
-    holder_user: str | None
+    holder_user: str | None  # who may act on it there
     actions: set[str]
 
 
@@ -45,14 +45,24 @@ SITUATIONS: dict[str, Situation] = {
     "receipted": Situation(UP + [("confirm", "central", None)], "receipted", "central", None, set()),
     "returned": Situation(UP[:1] + [("return", "tiedong", REASON)], "returned", "beimen", "clerk",
                           {"submit", "withdraw"}),
-    "rejected@siping": Situation(UP[:2] + [("reject", "siping", REASON)], "rejected", "siping", None, set()),
+    # held where it was rejected, refunded by the clerk of the grassroots org that collected it (SPEC §9)
+    "rejected@siping": Situation(UP[:2] + [("reject", "siping", REASON)], "rejected", "siping", "clerk",
+                                 {"refund"}),
     "withdrawn": Situation([("withdraw", "clerk", REASON)], "withdrawn", "beimen", None, set()),
 }
-ACTIONS = ["submit", "forward", "return", "reject", "confirm", "withdraw"]
+ACTIONS = ["submit", "forward", "return", "reject", "confirm", "withdraw", "refund"]
 NEEDS_REASON = {"return", "reject", "withdraw"}
+NEEDS_BODY = NEEDS_REASON | {"refund"}  # a refund's date and method
+
+
+def action_body(action: str) -> dict:
+    """A valid body for ``action``."""
+    if action == "refund":
+        return {"refunded_on": beijing_today().isoformat(), "method": "cash"}
+    return {"reason": REASON} if action in NEEDS_REASON else {}
 ROLE_OF = {"clerk": "clerk", "tiedong": "reviewer", "siping": "reviewer", "jilin": "reviewer",
            "central": "central", "member": "member"}
-ROLE_MAY = {"clerk": {"submit", "withdraw"}, "reviewer": {"forward", "return", "reject"},
+ROLE_MAY = {"clerk": {"submit", "withdraw", "refund"}, "reviewer": {"forward", "return", "reject"},
             "central": {"return", "reject", "confirm"}, "member": set()}
 INSIDERS = list(ROLE_OF)  # users whose subtree holds 北门 (and zhang, the member himself)
 OUTSIDERS = ["clerk_jiefang", "clerk_dongcheng", "beijing", "member_li"]
@@ -77,7 +87,7 @@ def expected_status(user: str, situation: str, action: str) -> tuple[int, str | 
     here = SITUATIONS[situation]
     if here.holder_user != user or action not in here.actions:
         return 409, "invalid_transition"
-    if action in NEEDS_REASON:
+    if action in NEEDS_BODY:
         return 422, "validation_error"
     return 200, None
 
@@ -240,8 +250,8 @@ def test_available_actions_are_exactly_what_succeeds(api, world, situation, user
 
     for action in listed:
         fresh = bring(api, world, situation)
-        done = api.act(fresh, action, user, REASON if action in NEEDS_REASON else None)
-        assert done["events"][-1]["action"] == action
+        done = api.post(f"/payments/{fresh}/{action}", user, json=action_body(action))
+        assert done.status_code == 200 and done.json["events"][-1]["action"] == action
     for action in set(ACTIONS) - set(listed):
         response = api.post(f"/payments/{payment_id}/{action}", user, json={"reason": REASON})
         assert response.status_code in (403, 409), (action, response.json)
@@ -525,7 +535,7 @@ def test_limit_200_is_allowed(api, world):
 
 
 INBOX = {
-    "clerk": {"recorded", "returned"},
+    "clerk": {"recorded", "returned", "rejected@siping"},
     "clerk_jiefang": {"jiefang"},
     "tiedong": {"in_review@tiedong"},
     "siping": {"in_review@siping"},

@@ -6,6 +6,7 @@ import pytest
 
 from duesflow.workflow import (
     TRANSITIONS,
+    ActingOrg,
     Action,
     Position,
     Role,
@@ -28,6 +29,7 @@ SPEC_TABLE: dict[Action, tuple[set[State], set[Role], bool]] = {
     Action.REJECT: ({S.IN_REVIEW, S.AT_CENTRAL}, {R.REVIEWER, R.CENTRAL}, True),
     Action.CONFIRM: ({S.AT_CENTRAL}, {R.CENTRAL}, False),
     Action.WITHDRAW: ({S.RECORDED, S.RETURNED}, {R.CLERK}, True),
+    Action.REFUND: ({S.REJECTED}, {R.CLERK}, False),  # SPEC §9: the money of a rejected payment goes back
 }
 
 # grassroots (0) → 铁东 (1) → 四平 (2) → 吉林 (3) → central (4)
@@ -38,12 +40,23 @@ CENTRAL_INDEX = len(PATH) - 1
 def test_transition_table_is_the_spec_table():
     assert set(TRANSITIONS) == set(Action)
     for action, (sources, roles, needs_reason) in SPEC_TABLE.items():
-        assert TRANSITIONS[action] == Transition(frozenset(sources), frozenset(roles), needs_reason)
+        transition = TRANSITIONS[action]
+        assert (transition.sources, transition.roles, transition.needs_reason) == (sources, roles, needs_reason)
+
+
+def test_only_a_refund_is_taken_by_the_grassroots_org_wherever_the_payment_is_held():
+    assert TRANSITIONS[Action.REFUND] == Transition(frozenset({S.REJECTED}), frozenset({R.CLERK}),
+                                                    acting_org=ActingOrg.GRASSROOTS, has_particulars=True)
+    assert [a for a in Action if TRANSITIONS[a].acting_org is not ActingOrg.HOLDER] == [Action.REFUND]
 
 
 def test_no_action_leaves_a_terminal_state():
-    for state in (S.RECEIPTED, S.REJECTED, S.REFUNDED, S.WITHDRAWN):
+    for state in (S.RECEIPTED, S.REFUNDED, S.WITHDRAWN):
         assert not any(is_possible(action, state) for action in Action)
+
+
+def test_a_rejected_payment_can_only_be_refunded():
+    assert [action for action in Action if is_possible(action, S.REJECTED)] == [Action.REFUND]
 
 
 def test_admin_and_member_may_take_no_action():
@@ -85,6 +98,11 @@ def test_role_may_follows_the_roles_of_the_table(action, role):
 )
 def test_target_moves_one_level_along_the_path(action, start, expected):
     assert target(action, start, PATH) == expected
+
+
+@pytest.mark.parametrize("rejected_at", [1, 2, 3, CENTRAL_INDEX])
+def test_a_refund_is_on_record_at_the_grassroots_org_wherever_the_payment_was_rejected(rejected_at):
+    assert target(Action.REFUND, Position(S.REJECTED, rejected_at), PATH) == Position(S.REFUNDED, 0)
 
 
 def test_submit_reaches_central_at_once_only_when_the_parent_is_central():
@@ -148,3 +166,8 @@ def test_target_refuses_an_impossible_action(action, state):
 )
 def test_actionable_states_are_the_sources_of_the_roles_actions(role, expected):
     assert actionable_states(role) == expected
+
+
+def test_the_clerk_owes_a_refund_of_rejected_payments_wherever_they_are_held():
+    assert actionable_states(R.CLERK, ActingOrg.GRASSROOTS) == {S.REJECTED}
+    assert actionable_states(R.REVIEWER, ActingOrg.GRASSROOTS) == set()

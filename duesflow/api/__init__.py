@@ -4,4 +4,17 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import auth_views, dues, members, meta, orgs, payments, remittances, reports, users  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    auth_views,
+    delivery,
+    dues,
+    members,
+    meta,
+    orgs,
+    payments,
+    refunds,
+    remittances,
+    reports,
+    transfers,
+    users,
+)

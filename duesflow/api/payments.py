@@ -15,6 +15,7 @@ from ..errors import (
     AmountBelowMinimum,
     DirectPaymentRefused,
     Forbidden,
+    FundsNotReceived,
     IdempotencyConflict,
     InvalidAmount,
     InvalidTransition,
@@ -134,9 +135,10 @@ def correct(payment_id: int) -> Any:
 
 
 @bp.post("/payments/<int:payment_id>/<action>")
-@endpoint(summary="Take a workflow action: submit, forward, return, reject, confirm, withdraw",
+@endpoint(summary="Take a workflow action: submit, forward, return, reject, confirm, withdraw (a refund has its own "
+                  "route)",
           body=schemas.ActionBody, response=schemas.PaymentDetail,
-          errors=(NotFound, Forbidden, InvalidTransition))
+          errors=(NotFound, Forbidden, InvalidTransition, FundsNotReceived))
 def act_on_payment(payment_id: int, action: str) -> Any:
     user = current_user()
     _payment_roles_only(user)

@@ -34,6 +34,7 @@ def payment_view(payment: Payment, viewer: User, *, events: list[Event] | None =
             "issued_on": receipt.issued_on,
             "version": receipt.version,
             "voided": receipt.voided,
+            "delivered_on": receipt.delivery.delivered_on if receipt.delivery is not None else None,
         },
         "available_actions": permissions.available_actions(payment, viewer),
         "created_at": payment.created_at,

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import raiseload
 
 from ..extensions import db
-from ..models import AuditHead, Event, Payment, Receipt, User, utcnow
+from ..models import AuditHead, Event, Payment, Receipt, ReceiptDelivery, User, utcnow
 from ..money import format_amount
 
 GENESIS_HASH = "0" * 64
@@ -116,13 +116,17 @@ class _Replay:
     last_event_id: int = 0
     # receipt number -> (version, voided), as confirm, reissue and void events leave it
     receipts: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    # (receipt number, version) signed for, as deliver events record it (SPEC §9)
+    deliveries: set[tuple[str, int]] = field(default_factory=set)
 
     def apply_receipt_change(self, event: Event) -> None:
         number = event.details.get("receipt_number")
         if not isinstance(number, str):
             return
         version, _voided = self.receipts.get(number, (0, False))
-        if event.action == "confirm":
+        if event.action == "deliver":
+            self.deliveries.add((number, version))
+        elif event.action == "confirm":
             self.receipts[number] = (1, False)
         elif event.action == "reissue":
             self.receipts[number] = (version + 1, False)
@@ -173,7 +177,7 @@ def verify_audit() -> AuditProblem | None:
             )
         if replay.amount != format_amount(Decimal(amount)):
             return AuditProblem(f"payment {payment_id}", f"amount {amount} differs from its events ({replay.amount})")
-    return _check_receipts(replays)
+    return _check_receipts(replays) or _check_deliveries(replays)
 
 
 def _check_receipts(replays: dict[int, _Replay]) -> AuditProblem | None:
@@ -197,4 +201,24 @@ def _check_receipts(replays: dict[int, _Replay]) -> AuditProblem | None:
     for replay in replays.values():
         for number in sorted(replay.receipts.keys() - found):
             return AuditProblem(f"receipt {number}", "its events issued it but it is missing")
+    return None
+
+
+def _check_deliveries(replays: dict[int, _Replay]) -> AuditProblem | None:
+    """Every recorded delivery of a receipt version has its ``deliver`` event and every such event its record: a
+    signature added or removed behind the service's back is caught here."""
+    recorded = {
+        (number, version): payment_id
+        for payment_id, number, version in db.session.execute(
+            select(Receipt.payment_id, Receipt.number, ReceiptDelivery.version)
+            .join(ReceiptDelivery, ReceiptDelivery.receipt_id == Receipt.id)
+            .order_by(ReceiptDelivery.id)
+        )
+    }
+    for (number, version), payment_id in recorded.items():
+        if payment_id not in replays or (number, version) not in replays[payment_id].deliveries:
+            return AuditProblem(f"receipt {number}", f"version {version} is recorded as delivered without an event")
+    for replay in replays.values():
+        for number, version in sorted(replay.deliveries - recorded.keys()):
+            return AuditProblem(f"receipt {number}", f"its events deliver version {version}, which has no record")
     return None

@@ -110,6 +110,28 @@ def revoke_token(token_row: Token) -> None:
     db.session.flush()
 
 
+# A web session is a token row too (it expires, logout and revoke_all end it), kept under another digest so that
+# the secret in a session cookie is never accepted as a bearer token.
+_SESSION_PREFIX = "web-session:"
+
+
+def issue_session(user: User) -> str:
+    """The secret of a new web session of ``user``, for the (signed) session cookie."""
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(Token(user_id=user.id, token_hash=_digest(_SESSION_PREFIX + secret), created_at=now,
+                         expires_at=now + current_app.config["TOKEN_TTL"]))
+    db.session.flush()
+    return secret
+
+
+def session_token(secret: str) -> tuple[User, Token] | None:
+    """The active user and row of a live web session, or None."""
+    if not isinstance(secret, str) or not secret or len(secret) > 200:
+        return None
+    return user_for_token(_SESSION_PREFIX + secret)
+
+
 def revoke_all(user: User) -> None:
     """Revoke every token of ``user`` and void its web sessions."""
     db.session.execute(

@@ -23,7 +23,7 @@ from ..models import Member, Org, Payment, User, utcnow
 from ..money import MINIMUM_AMOUNT, format_amount
 from ..timeutil import beijing_today
 from ..workflow import Action, Position, Role, State, target
-from . import receipts
+from . import notifications, receipts, transfers
 from .audit import append_event
 
 
@@ -142,11 +142,20 @@ def _ancestor_path(org: Org) -> list[int]:
     return list(reversed(org.ancestor_ids))
 
 
-def act(payment: Payment, action: Action, user: User, *, reason: str | None = None) -> Payment:
-    """Take a workflow action on a payment, writing its event; confirm also issues the receipt."""
+def upward_path(payment: Payment) -> list[int]:
+    """The payment's path: fixed at its first submit, or the one that submit will fix."""
+    return payment.path or _ancestor_path(payment.grassroots_org)
+
+
+def act(payment: Payment, action: Action, user: User, *, reason: str | None = None,
+        details: dict[str, Any] | None = None) -> Payment:
+    """Take a workflow action on a payment, writing its event (``details`` adds to it, e.g. the transfer);
+    confirm also issues the receipt and queues the member's notification."""
     permissions.check_action(user, payment, action)
+    if action is Action.CONFIRM:
+        transfers.require_funds_received(payment)
     if action is Action.SUBMIT and payment.path is None:
-        payment.path = _ancestor_path(payment.grassroots_org)
+        payment.path = upward_path(payment)
     path = payment.path or [payment.grassroots_org_id]  # withdrawn before ever being submitted
     here = Position(State(payment.state), path.index(payment.holder_org_id))
     there = target(action, here, path)
@@ -154,11 +163,12 @@ def act(payment: Payment, action: Action, user: User, *, reason: str | None = No
     payment.state = there.state.value
     payment.holder_org_id = path[there.holder_index]
     payment.updated_at = utcnow()
-    details: dict[str, Any] = {}
+    details = dict(details or {})
     if action is Action.CONFIRM:
         db.session.flush()  # the version check settles the race before a receipt number is taken
         receipt = receipts.issue_receipt(payment)
         details["receipt_number"] = receipt.number
+        notifications.queue_receipt_issued(payment, receipt)
     append_event(
         payment, action=action.value, actor=user, from_state=from_state, from_org_id=from_org_id,
         note=reason, details=details,

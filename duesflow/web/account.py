@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from .. import permissions, schemas
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
-from ..models import Member, Org, Payment, User
+from ..models import Member, Notification, Org, Payment, User
 from ..services import auth
+from ..services.delivery import undelivered_counts
 from ..workflow import Role
 from . import bp
 from .common import inbox_count, login_required
 from .forms import FormProblem, problem, validated
+from .pages import start_session
 
 
 def home_page(user: User) -> Any:
@@ -28,6 +30,9 @@ def home_page(user: User) -> Any:
         context["payments"] = list(db.session.scalars(
             select(Payment).where(permissions.payment_visibility(user))
             .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(20)))
+        context["messages"] = list(db.session.scalars(
+            select(Notification).where(Notification.member_id == user.member_id)
+            .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(20)))
     else:
         rows = db.session.execute(select(Payment.state, func.count(), func.sum(Payment.amount))
                                   .where(permissions.payment_visibility(user)).group_by(Payment.state))
@@ -36,6 +41,7 @@ def home_page(user: User) -> Any:
         if user.role == Role.CLERK:
             context["member_count"] = db.session.scalar(
                 select(func.count()).select_from(Member).where(permissions.member_visibility(user)))
+            context["undelivered"] = sum(count for _, count in undelivered_counts(user))
     return render_template(f"home_{user.role}.html", **context)
 
 
@@ -61,6 +67,7 @@ def change_password(user: User) -> Any:
     except DomainError as error:
         db.session.rollback()
         return _password_page(user, problem(error))
-    session["auth_version"] = user.auth_version  # the change voids every other session and token, not this one
+    start_session(user)  # the change ended every session and token of the user; this browser goes on in a new one
+    db.session.commit()
     flash("密码已修改。您在其他设备上的登录和接口令牌均已失效。")
     return redirect(url_for("web.home"))

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from .. import schemas
@@ -20,6 +20,7 @@ from ..workflow import ALLOWED_PARENT_KINDS, OrgKind, Role
 from . import bp
 from .common import login_required
 from .forms import FormProblem, form_body, problem, validated
+from .pages import start_session
 
 USER_FIELDS = {"username": "text", "password": "secret", "role": "text", "org_id": "int", "member_id": "int"}
 
@@ -178,5 +179,6 @@ def update_user(user: User, user_id: int) -> Any:
         return _user_page(user, _user_or_404(user_id), problem(error))
     flash("密码已重置，该用户的登录已全部失效。" if "password" in changes else "账户状态已更新。")
     if account.id == user.id:
-        session["auth_version"] = account.auth_version
+        start_session(account)  # the admin's own password: every session ended, this one goes on anew
+        db.session.commit()
     return redirect(url_for("web.user_detail", user_id=user_id))

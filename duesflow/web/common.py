@@ -50,6 +50,7 @@ ACTION_NAMES = {
     "reissue": "补发收据",
     "void": "作废收据",
     "refund": "退还党员",
+    "deliver": "收据送达签收",
 }
 
 METHOD_NAMES = {"cash": "现金", "bank_transfer": "银行转账", "wechat": "微信支付", "alipay": "支付宝", "other": "其他"}
@@ -148,6 +149,8 @@ def navigation(user: User) -> list[NavItem]:
     elif user.role == Role.ADMIN:
         items += [item("组织", "web.orgs"), item("账户", "web.users")]
     if user.role in (Role.CLERK, Role.REVIEWER, Role.CENTRAL):
+        items += [item("汇总上缴", "web.transfers"), item("收据送达", "web.deliveries"),
+                  item("待退还", "web.owed_page")]
         items.append(item("统计报表", "web.reports"))
     items.append(item("修改密码", "web.password_form"))
     return items

@@ -50,12 +50,24 @@ def session_user() -> User | None:
         return request.environ[_WEB_USER]
     user = None
     user_id, version = session.get("user_id"), session.get("auth_version")
-    if user_id is not None:
-        candidate = db.session.get(User, user_id)
-        if candidate is not None and candidate.active and candidate.auth_version == version:
+    # The cookie alone proves nothing once its session ended (logout, expiry, password change): the row decides.
+    found = auth.session_token(session.get("session_token", ""))
+    if user_id is not None and found is not None:
+        candidate = found[0]
+        if candidate.id == user_id and candidate.auth_version == version:
             user = candidate
     request.environ[_WEB_USER] = user
     return user
+
+
+def start_session(user: User) -> None:
+    """A new session for ``user``: new cookie contents and CSRF token (no fixation), and a server-side record that
+    expires like a token and that logout revokes."""
+    session.clear()
+    session["user_id"] = user.id
+    session["auth_version"] = user.auth_version
+    session["session_token"] = auth.issue_session(user)
+    csrf_token()
 
 
 @bp.get("/login")
@@ -74,16 +86,17 @@ def login() -> Any:
         status = error.status
         response = render_template("login.html", error=error.message, username=username), status
         return response if not isinstance(error, TooManyRequests) else (*response, error.headers)
+    start_session(user)
     db.session.commit()
-    session.clear()  # a new session on login: no fixation
-    session["user_id"] = user.id
-    session["auth_version"] = user.auth_version
-    csrf_token()
     return redirect(url_for("web.home"))
 
 
 @bp.post("/logout")
 def logout() -> Any:
+    found = auth.session_token(session.get("session_token", ""))
+    if found is not None:
+        auth.revoke_token(found[1])
+        db.session.commit()
     session.clear()
     return redirect(url_for("web.login_form"))
 

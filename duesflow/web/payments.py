@@ -21,7 +21,9 @@ from ..models import Event, Org, Payment, User
 from ..receipts.capitals import format_yuan
 from ..services.payments import act
 from ..services.receipts import change_receipt
-from ..workflow import Action, ReceiptChange, Role, State, role_may
+from ..services.refunds import RefundInput, refund_payment
+from ..timeutil import beijing_today
+from ..workflow import TRANSITIONS, Action, ReceiptChange, Role, State, role_may
 from . import bp
 from .common import ACTION_NAMES, login_required, needs_reason
 from .forms import FormProblem, problem, validated
@@ -73,9 +75,10 @@ def receipts(user: User) -> Any:
 
 
 def _batch_actions(user: User) -> list[str]:
-    """Actions that can be taken on several payments at once: those of the user's role that ask no reason."""
+    """Actions that can be taken on several payments at once: those of the user's role that ask no reason and
+    record no particulars of their own (a refund)."""
     return [action.value for action in Action
-            if role_may(action, Role(user.role)) and not needs_reason(action.value)]
+            if role_may(action, Role(user.role)) and not TRANSITIONS[action].needs_input]
 
 
 def _inbox_page(user: User, failure: FormProblem | None = None, selected: frozenset[int] = frozenset()) -> Any:
@@ -116,6 +119,7 @@ def _detail_page(user: User, payment: Payment, failure: FormProblem | None = Non
         sees_code=permissions.sees_verification_code(user, payment),
         # after a member transfer (组织关系转接) the collecting org keeps the payment but no longer sees the member
         member_visible=_allowed(permissions.visible_member_or_404, user, payment.member_id),
+        may_deliver=_allowed(permissions.check_delivery, user, payment), today=beijing_today().isoformat(),
         problem=failure, failed_action=failed_action,
     ), failure.status if failure else 200
 
@@ -139,6 +143,10 @@ def take_action(user: User, payment: Payment, action: str) -> None:
     except ValueError:
         raise NotFound("没有这个操作。") from None
     permissions.check_action(user, payment, chosen)
+    if chosen is Action.REFUND:
+        fields = {"refunded_on": "text", "method": "text", "reference": "optional"}
+        refund_payment(user, payment, RefundInput(**validated(schemas.RefundBody, fields)))
+        return
     body_schema = schemas.ReasonBody if needs_reason(action) else schemas.ActionBody
     act(payment, chosen, user, reason=validated(body_schema, {"reason": "text"}).get("reason"))
 
