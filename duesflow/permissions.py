@@ -46,17 +46,23 @@ def in_subtree(org: Org, ancestor: Org) -> bool:
     return org.tree_path.startswith(ancestor.tree_path)
 
 
+def in_users_subtree(user: User, org_column: ColumnElement[int]) -> ColumnElement[bool]:
+    """Rows whose org (``org_column``) lies in the subtree of the staff user's org: all for central, its own org
+    for a clerk, its org and those below it for a reviewer; nothing for anyone else."""
+    if user.role == Role.CENTRAL:
+        return true()
+    if user.role == Role.CLERK:
+        return org_column == user.org_id
+    if user.role == Role.REVIEWER and user.org is not None:
+        return org_column.in_(subtree_org_ids(user.org))
+    return false()
+
+
 def payment_visibility(user: User) -> ColumnElement[bool]:
     """The WHERE clause selecting exactly the payments ``user`` may see."""
     if user.role == Role.MEMBER:
         return Payment.member_id == user.member_id
-    if user.role == Role.CENTRAL:
-        return true()
-    if user.role == Role.CLERK:
-        return Payment.grassroots_org_id == user.org_id
-    if user.role == Role.REVIEWER and user.org is not None:
-        return Payment.grassroots_org_id.in_(subtree_org_ids(user.org))
-    return false()
+    return in_users_subtree(user, Payment.grassroots_org_id)
 
 
 def inbox_clause(user: User) -> ColumnElement[bool]:
@@ -77,13 +83,7 @@ def member_visibility(user: User) -> ColumnElement[bool]:
     """The WHERE clause selecting exactly the member records ``user`` may see."""
     if user.role == Role.MEMBER:
         return Member.id == user.member_id
-    if user.role == Role.CENTRAL:
-        return true()
-    if user.role == Role.CLERK:
-        return Member.org_id == user.org_id
-    if user.role == Role.REVIEWER and user.org is not None:
-        return Member.org_id.in_(subtree_org_ids(user.org))
-    return false()
+    return in_users_subtree(user, Member.org_id)
 
 
 def visible_payment_or_404(user: User, payment_id: int) -> Payment:
@@ -224,13 +224,7 @@ def require_operations_role(user: User) -> None:
 
 def transfer_visibility(user: User) -> ColumnElement[bool]:
     """The transfers ``user`` may see: those sent from an org of its subtree (which they are also sent to)."""
-    if user.role == Role.CENTRAL:
-        return true()
-    if user.role == Role.CLERK:
-        return Transfer.from_org_id == user.org_id
-    if user.role == Role.REVIEWER and user.org is not None:
-        return Transfer.from_org_id.in_(subtree_org_ids(user.org))
-    return false()
+    return in_users_subtree(user, Transfer.from_org_id)
 
 
 def visible_transfer_or_404(user: User, transfer_id: int) -> Transfer:
