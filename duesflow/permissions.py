@@ -6,6 +6,8 @@ Order of checks (SPEC §2): 401 unauthenticated → 404 not visible → 403 the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, false, select, true
 
 from .errors import Forbidden, InvalidTransition, NotFound
@@ -86,23 +88,22 @@ def member_visibility(user: User) -> ColumnElement[bool]:
     return in_users_subtree(user, Member.org_id)
 
 
+def _visible_or_404(model: Any, object_id: int, visibility: ColumnElement[bool], message: str) -> Any:
+    """The row of ``model`` with ``object_id`` if ``visibility`` admits it; 404 whether unknown or invisible."""
+    found = db.session.scalars(select(model).where(model.id == object_id, visibility)).one_or_none()
+    if found is None:
+        raise NotFound(message)
+    return found
+
+
 def visible_payment_or_404(user: User, payment_id: int) -> Payment:
     """The payment if ``user`` may see it; 404 whether it is unknown or merely invisible."""
-    query = select(Payment).where(Payment.id == payment_id, payment_visibility(user))
-    payment = db.session.scalars(query).one_or_none()
-    if payment is None:
-        raise NotFound("未找到该款项。")
-    return payment
+    return _visible_or_404(Payment, payment_id, payment_visibility(user), "未找到该款项。")
 
 
 def visible_member_or_404(user: User, member_id: int) -> Member:
     """The member record if ``user`` may see it; 404 otherwise."""
-    member = db.session.scalars(
-        select(Member).where(Member.id == member_id, member_visibility(user))
-    ).one_or_none()
-    if member is None:
-        raise NotFound("未找到该党员。")
-    return member
+    return _visible_or_404(Member, member_id, member_visibility(user), "未找到该党员。")
 
 
 def acting_org_id(payment: Payment, action: Action) -> int:
@@ -229,12 +230,7 @@ def transfer_visibility(user: User) -> ColumnElement[bool]:
 
 def visible_transfer_or_404(user: User, transfer_id: int) -> Transfer:
     """The transfer if ``user`` may see it; 404 whether it is unknown or merely invisible."""
-    transfer = db.session.scalars(
-        select(Transfer).where(Transfer.id == transfer_id, transfer_visibility(user))
-    ).one_or_none()
-    if transfer is None:
-        raise NotFound("未找到该汇总上缴单。")
-    return transfer
+    return _visible_or_404(Transfer, transfer_id, transfer_visibility(user), "未找到该汇总上缴单。")
 
 
 def transfer_move(user: User) -> Action:
