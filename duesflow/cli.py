@@ -1,5 +1,5 @@
 """Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, sample-receipt, render-receipts,
-import-members, backup, send-notifications."""
+import-members, backup, send-notifications, generate-data-key, rotate-data-key."""
 
 from __future__ import annotations
 
@@ -185,7 +185,27 @@ def send_notifications(limit: int) -> None:
     click.echo(f"已发送 {report.sent} 条；失败待重试 {report.retrying} 条；已放弃 {report.gave_up} 条。")
 
 
+@click.command("generate-data-key")
+def generate_data_key() -> None:
+    """Print a new random key for DUESFLOW_DATA_KEY (README, "Personal data": keep it secret, keep it safe)."""
+    from .personal_data import generate_key
+
+    click.echo(generate_key())
+
+
+@click.command("rotate-data-key")
+@click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True, help="members per commit")
+def rotate_data_key(batch: int) -> None:
+    """Re-encrypt every stored ID number and phone under DUESFLOW_DATA_KEY, after which the keys listed in
+    DUESFLOW_DATA_OLD_KEYS may be dropped. Safe beside the running service and safe to run again."""
+    from .services.members import rotate_data_key as rotate
+
+    rotation = rotate(batch)
+    click.echo(f"已检查 {rotation.checked} 名党员，重新加密 {rotation.rewritten} 名；"
+               "现在可以从 DUESFLOW_DATA_OLD_KEYS 中删除旧密钥。")
+
+
 def register(app: Flask) -> None:
     for command in (init_db, seed_orgs, create_user, demo, verify_audit, sample_receipt, render_receipts,
-                    import_members, backup, send_notifications):
+                    import_members, backup, send_notifications, generate_data_key, rotate_data_key):
         app.cli.add_command(command)

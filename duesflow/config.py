@@ -5,20 +5,23 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 
-def _secret_key(instance_path: Path) -> str:
-    """The key from the environment, else one generated once and kept in the instance folder.
 
-    Several workers may start at once: the file is created exclusively, and a loser reads the winner's key.
+def _instance_secret(instance_path: Path, variable: str, file_name: str, generate: Callable[[], str]) -> str:
+    """The value of ``variable``, else one generated once and kept in the instance folder.
+
+    Several workers may start at once: the file is created exclusively, and a loser reads the winner's value.
     """
-    from_env = os.environ.get("DUESFLOW_SECRET_KEY")
+    from_env = os.environ.get(variable)
     if from_env:
         return from_env
-    key_file = instance_path / "secret_key"
+    key_file = instance_path / file_name
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -27,8 +30,8 @@ def _secret_key(instance_path: Path) -> str:
             if key:
                 return key
             time.sleep(0.02)
-        raise RuntimeError(f"{key_file} is empty; delete it or set DUESFLOW_SECRET_KEY") from None
-    key = secrets.token_hex(32)
+        raise RuntimeError(f"{key_file} is empty; delete it or set {variable}") from None
+    key = generate()
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
@@ -40,7 +43,12 @@ def from_environment(instance_path: Path) -> dict[str, object]:
     return {
         "SQLALCHEMY_DATABASE_URI": env("DUESFLOW_DATABASE_URL")
         or f"sqlite:///{instance_path / 'duesflow.sqlite3'}",
-        "SECRET_KEY": _secret_key(instance_path),
+        "SECRET_KEY": _instance_secret(instance_path, "DUESFLOW_SECRET_KEY", "secret_key",
+                                       lambda: secrets.token_hex(32)),
+        # Encrypts resident ID numbers and phones at rest; retired keys stay readable until rotate-data-key.
+        "DATA_KEY": _instance_secret(instance_path, "DUESFLOW_DATA_KEY", "data_key",
+                                     lambda: Fernet.generate_key().decode()),
+        "DATA_OLD_KEYS": [key for key in env("DUESFLOW_DATA_OLD_KEYS", "").split(",") if key.strip()],
         "PUBLIC_URL": env("DUESFLOW_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
         "RECEIPT_FONT": env("DUESFLOW_RECEIPT_FONT") or None,
         "MAX_AMOUNT": Decimal(env("DUESFLOW_MAX_AMOUNT", "10000000.00")),

@@ -21,10 +21,11 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import db
 from .money import MINIMUM_AMOUNT
+from .personal_data import EncryptedText, PersonalField, data_keys
 from .workflow import OrgKind, Role, State
 
 
@@ -96,15 +97,46 @@ class Member(db.Model):
     gender: Mapped[str | None] = mapped_column(String(6))
     birth_date: Mapped[date | None] = mapped_column(Date)
     joined_on: Mapped[date | None] = mapped_column(Date)
-    id_number: Mapped[str | None] = mapped_column(String(18))
+    # Encrypted at rest; found by the keyed hash beside it (personal_data.py). The hashes follow the values.
+    id_number: Mapped[str | None] = mapped_column("id_number_encrypted", EncryptedText)
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     work_unit: Mapped[str | None] = mapped_column(String(200))
     position: Mapped[str | None] = mapped_column(String(100))
-    phone: Mapped[str | None] = mapped_column(String(20))
+    phone: Mapped[str | None] = mapped_column("phone_encrypted", EncryptedText)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     org: Mapped[Org] = relationship()
+
+    @validates("id_number", "phone")
+    def _index(self, field: PersonalField, value: str | None) -> str | None:
+        setattr(self, f"{field}_hash", None if value is None else data_keys().blind_index(field, value))
+        return value
+
+
+class PersonalDataView(db.Model):
+    """One showing of an unmasked personal value to a user (the access log central reads)."""
+
+    __tablename__ = "personal_data_views"
+    __table_args__ = (
+        CheckConstraint("field IN ('id_number', 'phone')", name="field"),
+        Index("ix_personal_data_views_created", "created_at", "id"),
+        Index("ix_personal_data_views_member_created", "member_id", "created_at", "id"),
+        Index("ix_personal_data_views_viewer_created", "viewer_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # when it was shown
+    viewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    field: Mapped[str] = mapped_column(String(20))
+    # Where it was shown: the request's method and path ("GET /api/v1/members/7", "GET /members/7/edit").
+    shown_by: Mapped[str] = mapped_column(String(300))
+
+    viewer: Mapped[User] = relationship()
+    member: Mapped[Member] = relationship()
 
 
 class User(db.Model):

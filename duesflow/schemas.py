@@ -74,6 +74,18 @@ class Id(fields.Integer):
         super().__init__(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
+class QueryId(fields.Integer):
+    """A positive id in a query string: digits only, no sign, spaces or underscores."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]{0,18}", value):
+            raise ValidationError("编号须为正整数。")
+        return int(value)
+
+
 class IsoDate(fields.Date):
     """``YYYY-MM-DD``."""
 
@@ -251,7 +263,31 @@ class ListQuery(Schema):
 
 
 class MemberQuery(ListQuery):
-    q = Text(50, min_length=0)
+    q = Text(50, min_length=0, metadata={"description": "part of a name, or a whole resident ID or phone number"})
+
+
+class AccessLogQuery(ListQuery):
+    member_id = QueryId()
+    viewer_id = QueryId()
+
+
+class UserRef(Schema):
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True)
+
+
+class PersonalDataViewOut(Schema):
+    id = fields.Integer(required=True)
+    at = Timestamp(required=True, metadata={"description": "when the unmasked value was shown"})
+    viewer = fields.Nested(UserRef, required=True)
+    member = fields.Nested(lambda: MemberRef(), required=True)
+    field = fields.String(required=True, validate=validate.OneOf(["id_number", "phone"]))
+    shown_by = fields.String(required=True, metadata={"description": "the request that showed it"})
+
+
+class AccessLogPage(Page):
+    items = fields.List(fields.Nested(PersonalDataViewOut), required=True)
 
 
 class PaymentQuery(ListQuery):

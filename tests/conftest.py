@@ -26,12 +26,14 @@ from duesflow.workflow import OrgKind
 PG_URL = os.environ.get("DUESFLOW_TEST_DATABASE_URL")
 PASSWORD = "correct-horse-battery"
 FAST_HASH = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1}
+# The data key of every test app and live server (personal data at rest); made with generate-data-key.
+DATA_KEY = "dGVzdC1kYXRhLWtleS1kdWVzZmxvdy0zMi1ieXRlcyE="
 
 
 def app_config(database_url: str) -> dict[str, Any]:
     """The configuration every test app (and live test server) runs with."""
     return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "test-secret",
-            "PUBLIC_URL": "http://testserver", **FAST_HASH}
+            "DATA_KEY": DATA_KEY, "DATA_OLD_KEYS": [], "PUBLIC_URL": "http://testserver", **FAST_HASH}
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import pytest
 import requests
-from conftest import PASSWORD, PATH_TO_CENTRAL, World
+from conftest import DATA_KEY, PASSWORD, PATH_TO_CENTRAL, World
 
 from duesflow.extensions import db
 from duesflow.timeutil import beijing_today
@@ -45,6 +45,7 @@ REQUEST_TIMEOUT = 60.0
 # reads them: its environment.
 SERVER_ENV = {
     "DUESFLOW_SECRET_KEY": "test-secret",
+    "DUESFLOW_DATA_KEY": DATA_KEY,
     "DUESFLOW_PUBLIC_URL": "http://testserver",
     "DUESFLOW_ARGON2_TIME_COST": "1",
     "DUESFLOW_ARGON2_MEMORY_COST": "1024",

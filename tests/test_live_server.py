@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import PASSWORD
-from live import LiveApi, LiveServer, concurrently, live_api, live_server, on_every_worker
+from conftest import PASSWORD, World
+from live import LiveApi, LiveServer, concurrently, live_api, live_server, on_every_worker, payment_body, read
 
 __all__ = ["live_api", "live_server"]
 
@@ -64,3 +64,24 @@ def test_login_throttle_for_a_client_holds_across_workers(live_server: LiveServe
                             minimum=1)
     assert {answer.status_code for answer in sixth} == {429}
     assert all(int(answer.headers["Retry-After"]) > 0 for answer in sixth)
+
+
+def test_unmasked_reads_beside_writes_are_each_logged_on_every_worker(live_server: LiveServer, live_api: LiveApi,
+                                                                       world: World):
+    """A GET that shows a phone writes its access-log row: on SQLite it must wait for the write lock, not fail
+    because another worker committed since it began reading (SQLITE_BUSY_SNAPSHOT)."""
+    member_id = read(lambda: world.members["zhang"].id)
+    live_api.token("clerk")
+
+    def one(index: int):  # noqa: ANN202
+        if index % 3 == 0:
+            return live_api.call("POST", "/payments", "clerk", json=payment_body(member_id, "1000.00"))
+        return live_api.call("GET", f"/members/{member_id}", "clerk")
+
+    answers = concurrently(one, list(range(24)))
+
+    assert sorted({answer.status_code for answer in answers}) == [200, 201]
+    reads = [answer for answer in answers if answer.request.method == "GET"]
+    assert {answer.json()["phone"] for answer in reads} == {"13843430001"}
+    log = live_api.call("GET", "/access-log", "central", params={"member_id": member_id, "limit": 200}).json()
+    assert len(log["items"]) == len(reads) == 16

@@ -23,6 +23,7 @@ from ..errors import (
 from ..extensions import db
 from ..models import User
 from ..money import JsonNumber
+from ..services import access_log
 from ..services import auth as auth_service
 
 
@@ -148,9 +149,11 @@ def endpoint(
             result = view(**kwargs)
             if isinstance(result, Response):
                 db.session.commit()
+                access_log.write_pending()
                 return result
             payload = response().dump(result) if response is not None else result
             db.session.commit()
+            access_log.write_pending()
             if payload is None:
                 return Response(status=status)
             return current_app.response_class(

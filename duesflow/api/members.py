@@ -34,7 +34,8 @@ def create_member() -> Any:
 
 
 @bp.get("/members")
-@endpoint(summary="Members of the caller's subtree, newest first; q searches names",
+@endpoint(summary="Members of the caller's subtree, newest first; q searches names, or finds a whole resident ID "
+                  "or phone number",
           query=schemas.MemberQuery, response=schemas.MemberPage, errors=(Forbidden,))
 def list_members() -> Any:
     user = current_user()
@@ -42,7 +43,7 @@ def list_members() -> Any:
     params = read_query(schemas.MemberQuery)
     query = select(Member).where(permissions.member_visibility(user))
     if params.get("q"):
-        query = query.where(Member.name.contains(params["q"], autoescape=True))
+        query = query.where(members.search_clause(params["q"]))
     query = page(query, Member, params).options(selectinload(Member.org))
     rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
     return {"items": [member_view(member, user) for member in rows], "next_cursor": next_cursor}

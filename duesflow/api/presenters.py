@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import identity, permissions
-from ..models import Event, Member, Org, Payment, User
+from ..models import Event, Member, Org, Payment, PersonalDataView, User
+from ..services import access_log
 
 
 def org_ref(org: Org | None) -> dict[str, Any] | None:
@@ -57,10 +58,8 @@ def payment_view(payment: Payment, viewer: User, *, events: list[Event] | None =
     return view
 
 
-def member_view(member: Member, viewer: User) -> dict[str, Any]:
-    phone = member.phone
-    if phone and not permissions.sees_full_phone(viewer, member):
-        phone = identity.mask_phone(phone)
+def member_summary(member: Member) -> dict[str, Any]:
+    """What a register line shows: no contact details, the ID number masked (it always is)."""
     return {
         "id": member.id,
         "org": org_ref(member.org),
@@ -71,8 +70,31 @@ def member_view(member: Member, viewer: User) -> dict[str, Any]:
         "id_number": identity.mask_resident_id(member.id_number) if member.id_number else None,
         "work_unit": member.work_unit,
         "position": member.position,
-        "phone": phone,
-        "email": member.email,
         "created_at": member.created_at,
         "updated_at": member.updated_at,
+    }
+
+
+def member_phone(member: Member, viewer: User) -> str | None:
+    """The phone as ``viewer`` may see it; an unmasked one goes into the access log."""
+    if not member.phone:
+        return None
+    if not permissions.sees_full_phone(viewer, member):
+        return identity.mask_phone(member.phone)
+    access_log.record_unmasked(viewer, member.id, "phone")
+    return member.phone
+
+
+def member_view(member: Member, viewer: User) -> dict[str, Any]:
+    return {**member_summary(member), "phone": member_phone(member, viewer), "email": member.email}
+
+
+def personal_data_view(row: PersonalDataView) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.created_at,
+        "viewer": {"id": row.viewer.id, "username": row.viewer.username, "role": row.viewer.role},
+        "member": {"id": row.member.id, "name": row.member.name},
+        "field": row.field,
+        "shown_by": row.shown_by,
     }

@@ -25,6 +25,7 @@ from ..api.framework import load
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..models import Member, Org
+from ..personal_data import data_keys
 from ..web.forms import problem
 from ..workflow import OrgKind
 from . import members
@@ -178,15 +179,15 @@ def import_rows(org: Org, sheet: Sheet, rows: Iterable[SheetRow]) -> ImportResul
     The caller commits when ``errors`` is empty and rolls back otherwise, so that nothing is imported.
     """
     result = ImportResult()
-    registered = set(db.session.scalars(
-        select(Member.id_number).where(Member.org_id == org.id, Member.id_number.is_not(None))))
+    registered = set(db.session.scalars(  # keyed hashes: no ID number is decrypted to compare
+        select(Member.id_number_hash).where(Member.org_id == org.id, Member.id_number_hash.is_not(None))))
     seen: dict[str, int] = {}
     for row in rows:
         problems = _row_problems(row, sheet)
         try:
             data = load(schemas.MemberCreate, _body(row))
             id_number = data.get("id_number")
-            if id_number in registered:
+            if id_number and registered.intersection(data_keys().search_indexes("id_number", id_number)):
                 raise _field_error("id_number", "该身份证号码的党员已在本基层党委名册中")
             if id_number in seen:
                 raise _field_error("id_number", f"与第{seen[id_number]}行的身份证号码重复")

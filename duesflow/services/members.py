@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import ColumnElement, Text, or_, select, type_coerce, update
 
+from .. import identity
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Member, Org, User, utcnow
 from ..permissions import require_role
+from ..personal_data import PERSONAL_FIELDS, PersonalField, data_keys
 from ..receipts.pdf import missing_glyphs
 from ..workflow import OrgKind, Role
 
@@ -23,6 +28,28 @@ def check_printable_name(name: str) -> None:
             f"纪念收据的字体无法显示姓名中的{shown}，收据上会缺字。请联系管理员配置包含该字的字体"
             "（DUESFLOW_RECEIPT_FONT）后再登记。"
         ]})
+
+
+def _personal_numbers(q: str) -> Iterator[tuple[PersonalField, str]]:
+    """The readings of ``q`` as a whole resident ID or phone number, normalised as they are stored."""
+    normalisers = {"id_number": identity.validate_resident_id, "phone": identity.validate_phone}
+    for field, normalise in normalisers.items():
+        try:
+            yield field, normalise(q)  # type: ignore[misc]
+        except ValueError:
+            continue
+
+
+def is_personal_number(q: str) -> bool:
+    return any(_personal_numbers(q))
+
+
+def search_clause(q: str) -> ColumnElement[bool]:
+    """Members whose name contains ``q``, or whose whole resident ID or phone number ``q`` is (by keyed hash)."""
+    clause = Member.name.contains(q, autoescape=True)
+    for field, value in _personal_numbers(q):
+        clause = or_(clause, getattr(Member, f"{field}_hash").in_(data_keys().search_indexes(field, value)))
+    return clause
 
 
 def register_member(clerk: User, data: dict[str, Any]) -> Member:
@@ -70,3 +97,48 @@ def transfer_member(clerk: User, member: Member, to_org_id: int) -> Member:
     member.updated_at = utcnow()
     db.session.flush()
     return member
+
+
+@dataclass
+class Rotation:
+    checked: int = 0
+    rewritten: int = 0
+
+
+def rotate_data_key(batch_size: int = 1000) -> Rotation:
+    """Re-encrypt under the current data key every ID number and phone that is not yet, and recompute their
+    keyed hashes; committed batch by batch, so that it can run beside the service and be run again after a stop.
+
+    ``updated_at`` stays: the particulars did not change, only how they are kept.
+    """
+    keys = data_keys()
+    table = Member.__table__
+    stored = [type_coerce(table.c[f"{field}_encrypted"], Text()).label(field) for field in PERSONAL_FIELDS]
+    hashes = [table.c[f"{field}_hash"] for field in PERSONAL_FIELDS]
+    rotation, last_id = Rotation(), 0
+    while True:
+        rows = db.session.execute(
+            select(table.c.id, table.c.updated_at, *stored, *hashes)
+            .where(table.c.id > last_id).order_by(table.c.id).limit(batch_size)
+            .with_for_update()  # a clerk's concurrent edit waits, and is not overwritten with the old value
+        ).all()
+        if not rows:
+            return rotation
+        changes = []
+        for row in rows:
+            change: dict[str, Any] = {"id": row.id, "updated_at": row.updated_at}  # else onupdate sets it
+            for field in PERSONAL_FIELDS:
+                token = getattr(row, field)
+                if token is None:
+                    continue
+                value = keys.decrypt(token)
+                if not keys.is_current(token) or getattr(row, f"{field}_hash") != keys.blind_index(field, value):
+                    change |= {field: value, f"{field}_hash": keys.blind_index(field, value)}
+            if len(change) > 2:
+                changes.append(change)
+        if changes:
+            db.session.execute(update(Member), changes)  # by primary key; the column type encrypts anew
+        db.session.commit()
+        rotation.checked += len(rows)
+        rotation.rewritten += len(changes)
+        last_id = rows[-1].id

@@ -1,4 +1,5 @@
-"""Central's page for money an individual sent directly: recorded as refused, never receipted (SPEC §6)."""
+"""Central's pages: money an individual sent directly (refused, never receipted, SPEC §6) and the access log of
+personal data."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from .. import schemas
+from ..api.framework import load
+from ..api.pagination import page, split
 from ..errors import DomainError
 from ..extensions import db
-from ..models import DirectRemittance, User
+from ..models import DirectRemittance, PersonalDataView, User
+from ..services import access_log
 from ..services.remittances import record_direct_remittance
 from ..timeutil import beijing_today
 from ..workflow import Role
@@ -45,3 +50,15 @@ def record_remittance(user: User) -> Any:
         return _page(user, request.form, problem(error))
     flash(f"已登记 {remittance.remitter_name} 的直接汇款：不予接收，不开具收据，请退回汇款人。")
     return redirect(url_for("web.direct_remittances"))
+
+
+@bp.get("/access-log")
+@login_required(Role.CENTRAL)
+def access_log_page(user: User) -> Any:
+    params = load(schemas.AccessLogQuery, {name: request.args[name]
+                                           for name in ("member_id", "viewer_id", "cursor") if request.args.get(name)})
+    query = page(access_log.views_query(params), PersonalDataView, params).options(
+        selectinload(PersonalDataView.viewer), selectinload(PersonalDataView.member))
+    rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
+    return render_template("access_log.html", user=user, views=rows, next_cursor=next_cursor,
+                           member_id=params.get("member_id"), viewer_id=params.get("viewer_id"))

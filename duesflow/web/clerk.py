@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased, selectinload
 from .. import permissions, schemas
 from ..api.framework import load
 from ..api.pagination import page, split
-from ..api.presenters import member_view
+from ..api.presenters import member_phone, member_summary, member_view
 from ..errors import DirectPaymentRefused, DomainError, Forbidden
 from ..extensions import db
 from ..models import Member, Org, Payment, User
@@ -43,15 +43,26 @@ CORRECT_FIELDS = {"amount": "text", "collected_on": "text", "method": "text"}
 @bp.get("/members")
 @login_required(*REGISTER_ROLES)
 def members(user: User) -> Any:
-    params = load(schemas.MemberQuery, {name: request.args[name] for name in ("q", "cursor")
-                                        if request.args.get(name)})
+    return _register_page(user, request.args)
+
+
+@bp.post("/members")
+@login_required(*REGISTER_ROLES)
+def search_members(user: User) -> Any:
+    # Posted, so that a whole ID or phone number searched for stays out of URLs and the logs that keep them.
+    return _register_page(user, request.form)
+
+
+def _register_page(user: User, source: Any) -> Any:
+    params = load(schemas.MemberQuery, {name: source[name] for name in ("q", "cursor") if source.get(name)})
     query = select(Member).where(permissions.member_visibility(user))
-    if params.get("q"):
-        query = query.where(Member.name.contains(params["q"], autoescape=True))
+    q = params.get("q", "")
+    if q:
+        query = query.where(member_service.search_clause(q))
     query = page(query, Member, params).options(selectinload(Member.org))
     rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
-    return render_template("members.html", user=user, members=[member_view(m, user) for m in rows],
-                           q=params.get("q", ""), next_cursor=next_cursor)
+    return render_template("members.html", user=user, members=[member_summary(m) for m in rows], q=q,
+                           next_cursor=next_cursor, personal_query=member_service.is_personal_number(q))
 
 
 def _member_form(user: User, form: dict[str, Any], failure: FormProblem | None = None,
@@ -85,8 +96,9 @@ def create_member(user: User) -> Any:
 def edit_member(user: User, member_id: int) -> Any:
     member = permissions.visible_member_or_404(user, member_id)
     permissions.require_role(user, Role.CLERK)
-    form = {name: getattr(member, name) or "" for name in MEMBER_FIELDS if name != "id_number"}
-    form["id_number_masked"] = member_view(member, user)["id_number"] or ""
+    form = {name: getattr(member, name) or "" for name in MEMBER_FIELDS if name not in ("id_number", "phone")}
+    form["phone"] = member_phone(member, user) or ""
+    form["id_number_masked"] = member_summary(member)["id_number"] or ""
     return _member_form(user, form, member_id=member.id)
 
 

@@ -21,6 +21,7 @@ from ..extensions import db
 from ..models import Payment, User
 from ..receipts.capitals import PREFIX, to_capitals
 from ..receipts.pdf import chinese_date
+from ..services import access_log
 from ..timeutil import BEIJING
 from ..workflow import STATE_NAMES, TRANSITIONS, Action, Role
 from . import bp
@@ -107,7 +108,9 @@ def login_required(*roles: Role) -> Callable[[Callable[..., Any]], Callable[...,
                 return redirect(url_for("web.login_form"))
             if roles and user.role not in roles:
                 raise Forbidden("您的角色不能使用此页面。")
-            return view(user, **kwargs)
+            answer = view(user, **kwargs)
+            access_log.write_pending()
+            return answer
 
         return wrapper
 
@@ -152,6 +155,8 @@ def navigation(user: User) -> list[NavItem]:
         items += [item("汇总上缴", "web.transfers"), item("收据送达", "web.deliveries"),
                   item("待退还", "web.owed_page")]
         items.append(item("统计报表", "web.reports"))
+    if user.role == Role.CENTRAL:
+        items.append(item("查看记录", "web.access_log_page"))
     items.append(item("修改密码", "web.password_form"))
     return items
 
