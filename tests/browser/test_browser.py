@@ -227,13 +227,32 @@ def test_a_wrong_password_is_refused_at_the_login_page(visit):
     visitor.shot("login")
 
 
+def test_a_clerk_finds_a_member_by_id_number_without_it_entering_the_url_and_central_sees_the_phone_view(visit):
+    clerk = visit("clerk", "search")
+    clerk.goto("/members")
+    clerk.page.fill("#q", "220302199001051231")
+    clerk.page.click("form.search button")
+    expect(clerk.page.locator("table.list")).to_contain_text("张建国")
+    expect(clerk.page.locator("table.list")).not_to_contain_text("李秀兰")
+    assert "220302199001051231" not in clerk.page.url
+    clerk.shot("search-by-id-number")
+    clerk.page.click("text=张建国")
+    expect(clerk.page.locator("dl.facts")).to_contain_text("13843430001")
+
+    central = visit("central", "access-log")
+    central.goto("/access-log")
+    expect(central.page.locator("table.list")).to_contain_text("张建国")
+    expect(central.page.locator("table.list")).to_contain_text("联系电话")
+    central.shot("access-log")
+
+
 PAGES = {
     "clerk": ["/", "/members", "/members/{zhang}", "/members/{zhang}/edit", "/members/new", "/payments/new",
               "/payments", "/payments/{recorded}", "/payments/{recorded}/correct", "/inbox", "/password",
               "/reports", "/payments/new?category=employed&monthly_income=8000"],
     "tiedong": ["/", "/inbox", "/payments", "/payments/{at_tiedong}", "/members", "/reports?group_by=org"],
     "central": ["/", "/inbox", "/payments/{receipted}", "/receipts", "/direct-remittances", "/payments",
-                "/reports?group_by=channel"],
+                "/reports?group_by=channel", "/access-log"],
     "member": ["/", "/payments", "/payments/new", "/payments/{receipted}"],
     "admin": ["/", "/admin/orgs", "/admin/orgs/{tiedong_org}", "/admin/users", "/admin/users/{clerk_user}"],
 }
