@@ -84,6 +84,9 @@ class Org(db.Model):
         return [int(part) for part in self.tree_path.strip("/").split("/")]
 
 
+PERSONAL = "personal"  # the deferred group of a member's encrypted particulars
+
+
 class Member(db.Model):
     __tablename__ = "members"
     __table_args__ = (
@@ -98,11 +101,14 @@ class Member(db.Model):
     birth_date: Mapped[date | None] = mapped_column(Date)
     joined_on: Mapped[date | None] = mapped_column(Date)
     # Encrypted at rest; found by the keyed hash beside it (personal_data.py). The hashes follow the values.
-    id_number: Mapped[str | None] = mapped_column("id_number_encrypted", EncryptedText)
+    # Deferred: most loads of a member (a payment's member, a list of payments) need no decryption.
+    id_number: Mapped[str | None] = mapped_column("id_number_encrypted", EncryptedText, deferred=True,
+                                                  deferred_group=PERSONAL)
     id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     work_unit: Mapped[str | None] = mapped_column(String(200))
     position: Mapped[str | None] = mapped_column(String(100))
-    phone: Mapped[str | None] = mapped_column("phone_encrypted", EncryptedText)
+    phone: Mapped[str | None] = mapped_column("phone_encrypted", EncryptedText, deferred=True,
+                                              deferred_group=PERSONAL)
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -162,8 +162,9 @@ def test_a_new_key_reads_old_rows_through_the_retired_key_until_rotation_rewrite
 
 
 def test_a_row_no_configured_key_opens_is_an_error_that_names_the_cause(app, world, database_url):
+    member_id = world.members["zhang"].id
     with _app_with_keys(database_url, NEW_KEY, []), pytest.raises(DataKeyError, match="rotate-data-key"):
-        db.session.get(Member, world.members["zhang"].id).phone  # noqa: B018
+        db.session.get(Member, member_id).phone  # noqa: B018
 
 
 # ---- the migration ----------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import selectinload, undefer_group
 
 from .. import permissions, schemas
 from ..errors import Forbidden, NotFound
 from ..extensions import db
-from ..models import Member, User
+from ..models import PERSONAL, Member, User
 from ..services import members
 from ..workflow import Role
 from . import bp
@@ -44,7 +44,7 @@ def list_members() -> Any:
     query = select(Member).where(permissions.member_visibility(user))
     if params.get("q"):
         query = query.where(members.search_clause(params["q"]))
-    query = page(query, Member, params).options(selectinload(Member.org))
+    query = page(query, Member, params).options(selectinload(Member.org), undefer_group(PERSONAL))
     rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
     return {"items": [member_view(member, user) for member in rows], "next_cursor": next_cursor}
 

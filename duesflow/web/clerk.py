@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import and_, select
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased, selectinload, undefer_group
 
 from .. import permissions, schemas
 from ..api.framework import load
@@ -17,7 +17,7 @@ from ..api.pagination import page, split
 from ..api.presenters import member_phone, member_summary, member_view
 from ..errors import DirectPaymentRefused, DomainError, Forbidden
 from ..extensions import db
-from ..models import Member, Org, Payment, User
+from ..models import PERSONAL, Member, Org, Payment, User
 from ..schemas import PAYMENT_METHODS
 from ..services import members as member_service
 from ..services import users as user_service
@@ -59,7 +59,7 @@ def _register_page(user: User, source: Any) -> Any:
     q = params.get("q", "")
     if q:
         query = query.where(member_service.search_clause(q))
-    query = page(query, Member, params).options(selectinload(Member.org))
+    query = page(query, Member, params).options(selectinload(Member.org), undefer_group(PERSONAL))
     rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
     return render_template("members.html", user=user, members=[member_summary(m) for m in rows], q=q,
                            next_cursor=next_cursor, personal_query=member_service.is_personal_number(q))
