@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement, exists, false, select, true
 
 from .errors import Forbidden, InvalidTransition, NotFound
 from .extensions import db
@@ -48,23 +48,31 @@ def in_subtree(org: Org, ancestor: Org) -> bool:
     return org.tree_path.startswith(ancestor.tree_path)
 
 
-def in_users_subtree(user: User, org_column: ColumnElement[int]) -> ColumnElement[bool]:
+def in_users_subtree(user: User, org_column: ColumnElement[int], *, one_row: bool = False) -> ColumnElement[bool]:
     """Rows whose org (``org_column``) lies in the subtree of the staff user's org: all for central, its own org
-    for a clerk, its org and those below it for a reviewer; nothing for anyone else."""
+    for a clerk, its org and those below it for a reviewer; nothing for anyone else.
+
+    ``one_row`` for a look-up by id: a correlated test probes that row's org by its key, where ``IN (subquery)``
+    first reads every org of the subtree (SQLite scans them all: LIKE cannot use the index). A list wants the
+    ``IN`` form: SQLite then walks the subtree's orgs through the org index (0.2 ms for a district of 1,000,000
+    payments, where the correlated form scans 16 ms of newest payments for the few of its subtree).
+    """
     if user.role == Role.CENTRAL:
         return true()
     if user.role == Role.CLERK:
         return org_column == user.org_id
     if user.role == Role.REVIEWER and user.org is not None:
+        if one_row:
+            return exists().where(Org.id == org_column, Org.tree_path.startswith(user.org.tree_path))
         return org_column.in_(subtree_org_ids(user.org))
     return false()
 
 
-def payment_visibility(user: User) -> ColumnElement[bool]:
-    """The WHERE clause selecting exactly the payments ``user`` may see."""
+def payment_visibility(user: User, *, one_row: bool = False) -> ColumnElement[bool]:
+    """The WHERE clause selecting exactly the payments ``user`` may see (``one_row``: see in_users_subtree)."""
     if user.role == Role.MEMBER:
         return Payment.member_id == user.member_id
-    return in_users_subtree(user, Payment.grassroots_org_id)
+    return in_users_subtree(user, Payment.grassroots_org_id, one_row=one_row)
 
 
 def inbox_clause(user: User) -> ColumnElement[bool]:
@@ -81,11 +89,11 @@ def inbox_clause(user: User) -> ColumnElement[bool]:
     return held_here | ((Payment.grassroots_org_id == user.org_id) & Payment.state.in_(collected_here))
 
 
-def member_visibility(user: User) -> ColumnElement[bool]:
-    """The WHERE clause selecting exactly the member records ``user`` may see."""
+def member_visibility(user: User, *, one_row: bool = False) -> ColumnElement[bool]:
+    """The WHERE clause selecting exactly the member records ``user`` may see (``one_row``: see in_users_subtree)."""
     if user.role == Role.MEMBER:
         return Member.id == user.member_id
-    return in_users_subtree(user, Member.org_id)
+    return in_users_subtree(user, Member.org_id, one_row=one_row)
 
 
 def _visible_or_404(model: Any, object_id: int, visibility: ColumnElement[bool], message: str) -> Any:
@@ -98,12 +106,12 @@ def _visible_or_404(model: Any, object_id: int, visibility: ColumnElement[bool],
 
 def visible_payment_or_404(user: User, payment_id: int) -> Payment:
     """The payment if ``user`` may see it; 404 whether it is unknown or merely invisible."""
-    return _visible_or_404(Payment, payment_id, payment_visibility(user), "未找到该款项。")
+    return _visible_or_404(Payment, payment_id, payment_visibility(user, one_row=True), "未找到该款项。")
 
 
 def visible_member_or_404(user: User, member_id: int) -> Member:
     """The member record if ``user`` may see it; 404 otherwise."""
-    return _visible_or_404(Member, member_id, member_visibility(user), "未找到该党员。")
+    return _visible_or_404(Member, member_id, member_visibility(user, one_row=True), "未找到该党员。")
 
 
 def acting_org_id(payment: Payment, action: Action) -> int:
@@ -223,14 +231,14 @@ def require_operations_role(user: User) -> None:
         raise Forbidden("管理员和党员不办理上缴、退还和收据送达。")
 
 
-def transfer_visibility(user: User) -> ColumnElement[bool]:
+def transfer_visibility(user: User, *, one_row: bool = False) -> ColumnElement[bool]:
     """The transfers ``user`` may see: those sent from an org of its subtree (which they are also sent to)."""
-    return in_users_subtree(user, Transfer.from_org_id)
+    return in_users_subtree(user, Transfer.from_org_id, one_row=one_row)
 
 
 def visible_transfer_or_404(user: User, transfer_id: int) -> Transfer:
     """The transfer if ``user`` may see it; 404 whether it is unknown or merely invisible."""
-    return _visible_or_404(Transfer, transfer_id, transfer_visibility(user), "未找到该汇总上缴单。")
+    return _visible_or_404(Transfer, transfer_id, transfer_visibility(user, one_row=True), "未找到该汇总上缴单。")
 
 
 def transfer_move(user: User) -> Action:

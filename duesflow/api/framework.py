@@ -81,10 +81,16 @@ def parse_json_body() -> dict[str, Any]:
     return body
 
 
+@functools.cache
+def shared(schema: type[Schema]) -> Schema:
+    """One instance of ``schema`` per process: building a schema costs more than most loads and dumps."""
+    return schema()
+
+
 def load(schema: type[Schema], data: dict[str, Any]) -> dict[str, Any]:
     """Validate ``data``; 422 with per-field messages (``invalid_amount`` when the amount is what is wrong)."""
     try:
-        return schema().load(data)
+        return shared(schema).load(data)
     except ValidationError as error:
         messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
         if "amount" in messages and "_schema" not in messages:
@@ -141,6 +147,8 @@ def endpoint(
     doc = EndpointDoc(summary, body, query, response, status, auth, errors, content_type, headers=headers,
                       alternatives=alternatives)
 
+    dumper = shared(response) if response is not None else None
+
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(**kwargs: Any) -> Any:
@@ -151,7 +159,7 @@ def endpoint(
                 db.session.commit()
                 access_log.write_pending()
                 return result
-            payload = response().dump(result) if response is not None else result
+            payload = dumper.dump(result) if dumper is not None else result
             db.session.commit()
             access_log.write_pending()
             if payload is None:

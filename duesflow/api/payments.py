@@ -33,7 +33,7 @@ from ..services.payments import PaymentInput, act, correct_payment, record_payme
 from ..services.receipts import change_receipt
 from ..workflow import TRANSITIONS, Action, ReceiptChange, Role
 from . import bp
-from .framework import current_user, endpoint, parse_json_body, read_body, read_query
+from .framework import current_user, endpoint, parse_json_body, read_body, read_query, shared
 from .pagination import page, split
 from .presenters import payment_view
 
@@ -84,7 +84,7 @@ def create_payment() -> Any:
     claim_id = claim.id
     try:
         data = read_body(schemas.PaymentCreate)
-        view = schemas.PaymentOut().dump(payment_view(record_payment(user, PaymentInput(**data)), user))
+        view = shared(schemas.PaymentOut).dump(payment_view(record_payment(user, PaymentInput(**data)), user))
         text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
         idempotency.complete(claim, 201, text)
         db.session.commit()
