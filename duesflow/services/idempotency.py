@@ -39,37 +39,49 @@ def claim(user: User, key: str, body: Any) -> Replay | IdempotencyKey:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationFailed(fields={"Idempotency-Key": [f"须为 1 到 {MAX_KEY_LENGTH} 个可打印字符。"]})
     request_hash = canonical_hash(body)
-    db.session.commit()  # end whatever the authentication read, so the claim is its own transaction
     config = current_app.config
     now = utcnow()
     for _ in range(3):
-        existing = db.session.scalars(
-            select(IdempotencyKey).where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
-        ).one_or_none()
-        if existing is not None:
-            expired = existing.created_at <= now - config["IDEMPOTENCY_TTL"]
-            abandoned = existing.state == "in_flight" and (
-                existing.created_at <= now - config["IDEMPOTENCY_CLAIM_TIMEOUT"]
-            )
-            if not (expired or abandoned):
-                if existing.request_hash != request_hash:
-                    raise IdempotencyConflict("该幂等键已用于另一个不同的请求。")
-                if existing.state == "in_flight":
-                    raise IdempotencyConflict("使用该幂等键的请求仍在处理中。")
-                assert existing.response_status is not None and existing.response_body is not None
-                return Replay(existing.response_status, existing.response_body)
-            db.session.delete(existing)
-            db.session.flush()
+        # A new key (the usual case) is claimed straight away, committed with the authentication's transaction.
         record = IdempotencyKey(user_id=user.id, key=key, request_hash=request_hash, state="in_flight",
                                 created_at=now)
         db.session.add(record)
         try:
-            db.session.commit()
+            _commit_keeping_loaded()
         except IntegrityError:
-            db.session.rollback()  # a concurrent request claimed it first: look again
-            continue
-        return record
+            db.session.rollback()  # the key is taken: by an earlier request, or a concurrent one just now
+        else:
+            return record
+        existing = db.session.scalars(
+            select(IdempotencyKey).where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
+        ).one_or_none()
+        if existing is None:
+            continue  # released meanwhile: claim it again
+        expired = existing.created_at <= now - config["IDEMPOTENCY_TTL"]
+        abandoned = existing.state == "in_flight" and (
+            existing.created_at <= now - config["IDEMPOTENCY_CLAIM_TIMEOUT"]
+        )
+        if not (expired or abandoned):
+            if existing.request_hash != request_hash:
+                raise IdempotencyConflict("该幂等键已用于另一个不同的请求。")
+            if existing.state == "in_flight":
+                raise IdempotencyConflict("使用该幂等键的请求仍在处理中。")
+            assert existing.response_status is not None and existing.response_body is not None
+            return Replay(existing.response_status, existing.response_body)
+        db.session.delete(existing)
+        db.session.flush()
     raise IdempotencyConflict("使用该幂等键的请求仍在处理中。")
+
+
+def _commit_keeping_loaded() -> None:
+    """Commit without expiring what the session loaded: the user and the claim are used again right after, and
+    reloading them would cost two more queries on every creation."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def complete(record: IdempotencyKey, status: int, body: str) -> None:
