@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, false, select, true
+from sqlalchemy.orm import joinedload
 
 from .errors import Forbidden, InvalidTransition, NotFound
 from .extensions import db
@@ -96,17 +97,24 @@ def member_visibility(user: User, *, one_row: bool = False) -> ColumnElement[boo
     return in_users_subtree(user, Member.org_id, one_row=one_row)
 
 
-def _visible_or_404(model: Any, object_id: int, visibility: ColumnElement[bool], message: str) -> Any:
+def _visible_or_404(model: Any, object_id: int, visibility: ColumnElement[bool], message: str,
+                    *options: Any) -> Any:
     """The row of ``model`` with ``object_id`` if ``visibility`` admits it; 404 whether unknown or invisible."""
-    found = db.session.scalars(select(model).where(model.id == object_id, visibility)).one_or_none()
+    found = db.session.scalars(select(model).where(model.id == object_id, visibility).options(*options)).one_or_none()
     if found is None:
         raise NotFound(message)
     return found
 
 
+# What every answer about one payment shows beside it and never changes, brought by the look-up's own query (not
+# the holder: an action changes it, and a relationship loaded before would go stale).
+_PAYMENT_SHOWN_WITH = (joinedload(Payment.member), joinedload(Payment.grassroots_org))
+
+
 def visible_payment_or_404(user: User, payment_id: int) -> Payment:
     """The payment if ``user`` may see it; 404 whether it is unknown or merely invisible."""
-    return _visible_or_404(Payment, payment_id, payment_visibility(user, one_row=True), "未找到该款项。")
+    return _visible_or_404(Payment, payment_id, payment_visibility(user, one_row=True), "未找到该款项。",
+                           *_PAYMENT_SHOWN_WITH)
 
 
 def visible_member_or_404(user: User, member_id: int) -> Member:

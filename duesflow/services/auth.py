@@ -10,11 +10,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from ..errors import InvalidCredentials, ValidationFailed
 from ..extensions import db
 from ..models import Token, User, utcnow
 from . import throttle
+
+# Every request asks for the user's org next (visibility, inbox, navigation): one query brings all three.
+_WITH_USER_ORG = joinedload(Token.user).joinedload(User.org)
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -99,7 +103,8 @@ def user_for_token(token: str) -> tuple[User, Token] | None:
     """The active user behind a live token, or None."""
     if not token or len(token) > 200:
         return None
-    row = db.session.scalars(select(Token).where(Token.token_hash == _digest(token))).one_or_none()
+    found = select(Token).options(_WITH_USER_ORG).where(Token.token_hash == _digest(token))
+    row = db.session.scalars(found).one_or_none()
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or not row.user.active:
         return None
     return row.user, row
