@@ -270,6 +270,8 @@ class Receipt(db.Model):
             sqlite_where=text("NOT voided"),
             postgresql_where=text("NOT voided"),
         ),
+        # Loading a page's receipts asks for every version (voided too): the partial index above cannot serve it.
+        Index("ix_receipts_payment", "payment_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

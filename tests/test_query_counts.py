@@ -1,0 +1,191 @@
+"""SQL statements per request: a small constant, whatever the number of rows (no N+1), and no COUNT over payments.
+
+Each endpoint is asked once with a few payments and members, then again after thirty more of each (in several
+states, with receipts and longer event trails); the statements it sends must be the same number both times. The
+statements are counted with a ``before_cursor_execute`` listener on the engine, so everything the request sends
+counts, ``BEGIN`` on SQLite included; logging in happens before counting starts, and every counted request begins
+with an empty session, as a request in a fresh worker does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Api, World, advance, make_member
+from sqlalchemy import event
+
+from duesflow.extensions import db
+from duesflow.models import Member, Org
+
+# The most statements any of these reads may send (auth, the rows, their eager loads, a transaction or two).
+MAX_STATEMENTS = 12
+BATCH = 30
+
+
+@pytest.fixture
+def statements(app: Any) -> Iterator[list[str]]:
+    """Every statement the engine sends while the test runs, in order."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(db.engine, "before_cursor_execute", record)
+
+
+def counted(api: Api, statements: list[str], username: str, path: str,
+            expect_type: str = "application/json") -> list[str]:
+    """The statements of one GET of ``path`` by ``username``, which must answer 200."""
+    api.token(username)  # log in (argon2, a token row) outside the counted request
+    db.session.remove()  # an empty identity map, as in a fresh request: nothing loaded earlier can hide a query
+    statements.clear()
+    response = api.get(path, username)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.content_type.startswith(expect_type)
+    return list(statements)
+
+
+def add_payments(api: Api, member_ids: list[int], count: int) -> dict[str, list[int]]:
+    """``count`` payments of 北门 members, spread over recorded, in review at 铁东, at central and receipted."""
+    made: dict[str, list[int]] = {"recorded": [], "in_review": [], "at_central": [], "receipted": []}
+    for n in range(count):
+        payment = api.record(_member(member_ids[n % len(member_ids)]), amount=f"{1000 + n}.50")
+        state = list(made)[n % len(made)]
+        if state == "in_review":
+            advance(api, payment["id"], 1)
+        elif state in ("at_central", "receipted"):
+            advance(api, payment["id"], 4)
+        if state == "receipted":
+            api.act(payment["id"], "confirm", "central")
+        made[state].append(payment["id"])
+    return made
+
+
+def _member(member_id: int) -> Member:
+    member = db.session.get(Member, member_id)
+    assert member is not None
+    return member
+
+
+def add_members(org_id: int, count: int) -> list[int]:
+    """``count`` more members of the org, each with a phone (shown unmasked to their clerk, which is logged)."""
+    org = db.session.get(Org, org_id)
+    assert org is not None
+    ids = [make_member(org, f"党员{n}", phone=f"1384343{n:04d}").id for n in range(count)]
+    db.session.commit()
+    return ids
+
+
+def first_cursor(api: Api, username: str, path: str) -> str:
+    response = api.get(path, username)
+    assert response.status_code == 200
+    cursor = response.json["next_cursor"]
+    assert cursor, "the first page must not be the last"
+    return cursor
+
+
+# name → (user, path); "{cursor}" is the next_cursor of the same path's first page. Payments are made in a cycle
+# of four states, so any page of four holds one of each (a receipt among them) with few rows and with many.
+LISTS: dict[str, tuple[str, str]] = {
+    "inbox of a reviewer": ("tiedong", "/payments?holder=me"),
+    "inbox of central": ("central", "/payments?holder=me"),
+    "inbox of a clerk": ("clerk", "/payments?holder=me"),
+    "list of a clerk": ("clerk", "/payments"),
+    "list of a reviewer": ("tiedong", "/payments"),
+    "list of central": ("central", "/payments"),
+    "list by state": ("tiedong", "/payments?state=receipted"),
+    "second page by cursor": ("tiedong", "/payments?limit=4&cursor={cursor}"),
+    "members of a clerk": ("clerk", "/members"),
+    "members of a reviewer": ("tiedong", "/members"),
+}
+
+
+def _resolve(api: Api, user: str, path: str) -> str:
+    if "{cursor}" not in path:
+        return path
+    return path.format(cursor=first_cursor(api, user, path.replace("&cursor={cursor}", "")))
+
+
+# Filled by the tests below and printed at the end of the session with -s: the counts the README quotes.
+OBSERVED: dict[str, tuple[int, int]] = {}
+
+
+
+
+@pytest.mark.parametrize("name", LISTS)
+def test_list_statements_do_not_grow_with_rows(app: Any, world: World, api: Api, statements: list[str],
+                                               name: str) -> None:
+    user, path = LISTS[name]
+    member_ids = [world.members["zhang"].id, world.members["li"].id]
+    beimen = world.orgs["beimen"].id
+    add_payments(api, member_ids, 8)
+    few = counted(api, statements, user, _resolve(api, user, path))
+
+    more_members = add_members(beimen, BATCH)
+    add_payments(api, member_ids + more_members, BATCH)
+    many = counted(api, statements, user, _resolve(api, user, path))
+
+    OBSERVED[name] = (len(few), len(many))
+    assert len(many) == len(few), _difference(few, many)
+    assert len(many) <= MAX_STATEMENTS, many
+    counts = [statement for statement in many if "count(" in statement.lower()]
+    assert not counts, f"a COUNT in a list request: {counts}"
+
+
+DETAILS: dict[str, tuple[str, str, str]] = {
+    # name → (user, path with {id}, content type); the payment is receipted, so it has the longest trail.
+    "payment detail (reviewer)": ("tiedong", "/payments/{id}", "application/json"),
+    "payment detail (central)": ("central", "/payments/{id}", "application/json"),
+    "receipt.pdf (reviewer)": ("tiedong", "/payments/{id}/receipt.pdf", "application/pdf"),
+    "receipt.pdf (member)": ("member", "/payments/{id}/receipt.pdf", "application/pdf"),
+}
+
+
+@pytest.mark.parametrize("name", list(DETAILS))
+def test_detail_statements_do_not_grow_with_rows_or_events(app: Any, world: World, api: Api,
+                                                           statements: list[str], name: str) -> None:
+    user, path, content_type = DETAILS[name]
+    zhang = world.members["zhang"].id
+    first = add_payments(api, [zhang], 4)["receipted"][0]
+    few = counted(api, statements, user, path.format(id=first), content_type)
+
+    add_payments(api, [zhang], BATCH)
+    longer = api.record(_member(zhang))["id"]
+    advance(api, longer, 4)
+    api.act(longer, "return", "central", reason="金额待核")  # back to 吉林: two more events than `first`
+    api.act(longer, "forward", "jilin")
+    api.act(longer, "confirm", "central")
+    many = counted(api, statements, user, path.format(id=longer), content_type)
+
+    OBSERVED[name] = (len(few), len(many))
+    assert len(many) == len(few), _difference(few, many)
+    assert len(many) <= MAX_STATEMENTS, many
+
+
+def _difference(few: list[str], many: list[str]) -> str:
+    """Which statements the request with more rows sent more often: the repeated query of an N+1."""
+    def tally(statements: list[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for statement in statements:
+            key = " ".join(statement.split())[:200]
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    before, after = tally(few), tally(many)
+    grown = {key: (before.get(key, 0), n) for key, n in after.items() if n != before.get(key, 0)}
+    return f"{len(few)} statements with few rows, {len(many)} with more; changed: {grown}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_counts() -> Iterator[None]:
+    yield
+    if OBSERVED:
+        print("\nSQL statements per request (few rows → 30 more):")
+        width = max(map(len, OBSERVED))
+        for name, (few, many) in OBSERVED.items():
+            print(f"  {name:<{width}}  {few} → {many}")
+
