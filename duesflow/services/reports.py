@@ -71,9 +71,11 @@ def summarize(user: User, year: int, group_by: str, state: str | None = None) ->
     if state is not None:
         conditions.append(Payment.state == state)
     if group_by in ("channel", "org"):
-        query = _by_bucket_org(user, group_by, counted)
-        rows = [SummaryRow(str(org_id), name, count, _yuan(fen))
-                for org_id, name, count, fen in db.session.execute(query.where(*conditions))]
+        per_grassroots = (select(Payment.grassroots_org_id.label("org_id"), counted[0].label("count"),
+                                 counted[1].label("fen"))
+                          .where(*conditions).group_by(Payment.grassroots_org_id).subquery())
+        rows = [SummaryRow(str(org_id), name, int(count), _yuan(fen))
+                for org_id, name, count, fen in db.session.execute(_by_bucket_org(user, group_by, per_grassroots))]
     elif group_by == "state":
         query = select(Payment.state, *counted).where(*conditions).group_by(Payment.state)
         order = list(State)
@@ -89,8 +91,10 @@ def summarize(user: User, year: int, group_by: str, state: str | None = None) ->
     return Summary(year, group_by, state, rows)
 
 
-def _by_bucket_org(user: User, group_by: str, counted: tuple[Any, ...]) -> Select[Any]:
-    """Payments grouped by the org above their grassroots org that they are counted under.
+def _by_bucket_org(user: User, group_by: str, per_grassroots: Any) -> Select[Any]:
+    """The counts per grassroots org (``per_grassroots``: org_id, count, fen) added up by the org above it that
+    they are counted under. Payments are counted per grassroots org first, so that the tree is matched for a
+    few thousand orgs rather than for every payment of the year.
 
     ``channel``: the org right under central on the grassroots org's ancestry (the second id of its tree_path).
     ``org``: the caller's direct sub-orgs; a grassroots clerk's own org is its only bucket.
@@ -104,8 +108,9 @@ def _by_bucket_org(user: User, group_by: str, counted: tuple[Any, ...]) -> Selec
         which = bucket.parent_id == user.org_id
     # tree_path is "/1/7/42/": the bucket is the one whose path the grassroots org's path starts with.
     return (
-        select(bucket.id, bucket.name, *counted)
-        .join(grassroots, grassroots.id == Payment.grassroots_org_id)
+        select(bucket.id, bucket.name, func.sum(per_grassroots.c.count), func.sum(per_grassroots.c.fen))
+        .select_from(per_grassroots)
+        .join(grassroots, grassroots.id == per_grassroots.c.org_id)
         .join(bucket, and_(which, grassroots.tree_path.startswith(bucket.tree_path)))
         .group_by(bucket.id, bucket.name)
         .order_by(bucket.id)
