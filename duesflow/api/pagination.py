@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, literal, tuple_
 
 from ..errors import ValidationFailed
 from ..schemas import MAX_ID
@@ -37,9 +37,9 @@ def page(query: Select[Any], model: Any, params: dict[str, Any]) -> Select[Any]:
     """Order ``query`` newest first, start after the cursor, and fetch one extra row to know if more exist."""
     if params.get("cursor"):
         created_at, row_id = decode_cursor(params["cursor"])
-        query = query.where(
-            or_(model.created_at < created_at, and_(model.created_at == created_at, model.id < row_id))
-        )
+        # A row value, not "a < x OR (a = x AND b < y)": both engines then seek the (created_at, id) index.
+        query = query.where(tuple_(model.created_at, model.id) < tuple_(
+            literal(created_at, model.created_at.type), literal(row_id, model.id.type)))
     return query.order_by(model.created_at.desc(), model.id.desc()).limit(params["limit"] + 1)
 
 
