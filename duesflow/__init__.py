@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, g, has_app_context, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter
@@ -104,9 +104,10 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        writes = not has_request_context() or request.method not in _READ_ONLY_METHODS or getattr(
-            request, "writes", False
-        )
+        if has_request_context():
+            writes = request.method not in _READ_ONLY_METHODS or getattr(request, "writes", False)
+        else:  # a command writes, unless it said it only reads (verify-audit)
+            writes = not (has_app_context() and g.get("read_only", False))
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 

@@ -219,6 +219,7 @@ def _check_deliveries(replays: dict[int, _Replay]) -> AuditProblem | None:
         if payment_id not in replays or (number, version) not in replays[payment_id].deliveries:
             return AuditProblem(f"receipt {number}", f"version {version} is recorded as delivered without an event")
     for replay in replays.values():
-        for number, version in sorted(replay.deliveries - recorded.keys()):
+        # difference(), not `set - dict.keys()`: that builds a set of every recorded delivery, once per payment
+        for number, version in sorted(replay.deliveries.difference(recorded)):
             return AuditProblem(f"receipt {number}", f"its events deliver version {version}, which has no record")
     return None
