@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import selectinload
-
 from .. import permissions, schemas
 from ..errors import Forbidden
-from ..extensions import db
-from ..models import PersonalDataView
 from ..services import access_log
 from ..workflow import Role
 from . import bp
 from .framework import current_user, endpoint, read_query
-from .pagination import page, split
 from .presenters import personal_data_view
 
 
@@ -24,7 +19,5 @@ from .presenters import personal_data_view
 def list_personal_data_views() -> Any:
     permissions.require_role(current_user(), Role.CENTRAL)
     params = read_query(schemas.AccessLogQuery)
-    query = page(access_log.views_query(params), PersonalDataView, params).options(
-        selectinload(PersonalDataView.viewer), selectinload(PersonalDataView.member))
-    rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
+    rows, next_cursor = access_log.views_page(params)
     return {"items": [personal_data_view(row) for row in rows], "next_cursor": next_cursor}

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, has_request_context, request
-from sqlalchemy import Select, insert, select
+from sqlalchemy import insert, select
+from sqlalchemy.orm import selectinload
 
+from ..api.pagination import page, split
 from ..extensions import db
 from ..models import PersonalDataView, User, utcnow
 from ..personal_data import PersonalField
@@ -40,11 +42,14 @@ def write_pending() -> None:
     db.session.commit()
 
 
-def views_query(params: dict[str, Any]) -> Select[tuple[PersonalDataView]]:
-    """The log, filtered by ``member_id`` and ``viewer_id`` when given (central sees all of it)."""
+def views_page(params: dict[str, Any]) -> tuple[list[PersonalDataView], str | None]:
+    """A page of the log, newest first, filtered by ``member_id`` and ``viewer_id`` when given (central sees all
+    of it), and the cursor of the next page; for the API and the page alike."""
     query = select(PersonalDataView)
     if params.get("member_id") is not None:
         query = query.where(PersonalDataView.member_id == params["member_id"])
     if params.get("viewer_id") is not None:
         query = query.where(PersonalDataView.viewer_id == params["viewer_id"])
-    return query
+    query = page(query, PersonalDataView, params).options(
+        selectinload(PersonalDataView.viewer), selectinload(PersonalDataView.member))
+    return split(list(db.session.scalars(query)), params["limit"])

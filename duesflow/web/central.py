@@ -7,14 +7,12 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from .. import schemas
 from ..api.framework import load
-from ..api.pagination import page, split
 from ..errors import DomainError
 from ..extensions import db
-from ..models import DirectRemittance, PersonalDataView, User
+from ..models import DirectRemittance, User
 from ..services import access_log
 from ..services.remittances import record_direct_remittance
 from ..timeutil import beijing_today
@@ -57,8 +55,6 @@ def record_remittance(user: User) -> Any:
 def access_log_page(user: User) -> Any:
     params = load(schemas.AccessLogQuery, {name: request.args[name]
                                            for name in ("member_id", "viewer_id", "cursor") if request.args.get(name)})
-    query = page(access_log.views_query(params), PersonalDataView, params).options(
-        selectinload(PersonalDataView.viewer), selectinload(PersonalDataView.member))
-    rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
+    rows, next_cursor = access_log.views_page(params)
     return render_template("access_log.html", user=user, views=rows, next_cursor=next_cursor,
                            member_id=params.get("member_id"), viewer_id=params.get("viewer_id"))
