@@ -689,6 +689,15 @@ class Bench:
         if seconds_of(self.options.warmup) > 0:
             self.measure(server, spec, connections=connections, duration=self.options.warmup)
 
+    def alternate(self, row: Any, label: str, sides: list[tuple[str, Server, RequestSpec]], connections: int,
+                  describe: Callable[[Any], str]) -> None:
+        """``repeats`` measurements of each side into ``row.<side>``, the order alternating to cancel any drift."""
+        for repeat in range(self.options.repeats):
+            for side, server, spec in sides if repeat % 2 == 0 else reversed(sides):
+                result = self.measure(server, spec, connections=connections)
+                getattr(row, side).append(result)
+                log(f"  {label} {side}: {describe(result)}")
+
     def throughput(self, engine: str, scenario: str, floor: Server, floor_spec: RequestSpec, ours: Server,
                    our_spec: RequestSpec) -> ThroughputRow:
         """Floor and duesflow back to back, ``repeats`` times, the order alternating to cancel any drift."""
@@ -698,13 +707,9 @@ class Bench:
         row = ThroughputRow(engine, scenario, THROUGHPUT_TARGETS[scenario])
         self.warm(floor, floor_spec, connections)
         self.warm(ours, our_spec, connections)
-        for repeat in range(self.options.repeats):
-            sides = [("floor", floor, floor_spec), ("duesflow", ours, our_spec)]
-            for side, server, spec in sides if repeat % 2 == 0 else reversed(sides):
-                result = self.measure(server, spec, connections=connections)
-                getattr(row, side).append(result)
-                log(f"  {engine} {scenario} {side}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, "
-                    f"p95 {result.p95_ms:.1f} ms, errors {result.errors}")
+        self.alternate(row, f"{engine} {scenario}", [("floor", floor, floor_spec), ("duesflow", ours, our_spec)],
+                       connections, lambda result: f"{result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+                                                   f"p95 {result.p95_ms:.1f} ms, errors {result.errors}")
         self.results.throughput.append(row)
         if self.options.profile_dir is not None:
             self.profile(engine, scenario, ours, our_spec)
@@ -718,13 +723,9 @@ class Bench:
         row = FlatnessRow(engine, endpoint)
         self.warm(small, small_spec, connections)
         self.warm(large, large_spec, connections)
-        for repeat in range(self.options.repeats):
-            sides = [("small", small, small_spec), ("large", large, large_spec)]
-            for side, server, spec in sides if repeat % 2 == 0 else reversed(sides):
-                result = self.measure(server, spec, connections=connections)
-                getattr(row, side).append(result)
-                log(f"  {engine} {endpoint} {side}: p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, "
-                    f"{result.requests} requests, errors {result.errors}")
+        self.alternate(row, f"{engine} {endpoint}", [("small", small, small_spec), ("large", large, large_spec)],
+                       connections, lambda result: f"p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms, "
+                                                   f"{result.requests} requests, errors {result.errors}")
         self.results.flatness.append(row)
         return row
 
