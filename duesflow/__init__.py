@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter
 
 from . import config, personal_data
-from .extensions import db, migrate
+from .extensions import db, migrate, request_may_write
 from .schemas import MAX_ID
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -80,9 +80,6 @@ def _engine_options(app: Flask) -> None:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
-_READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
 def _sqlite_setup(engine: Engine) -> None:
     """WAL, foreign keys, a busy timeout, and writers that take the write lock when they begin.
 
@@ -104,10 +101,9 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if has_request_context():
-            writes = request.method not in _READ_ONLY_METHODS or getattr(request, "writes", False)
-        else:  # a command writes, unless it said it only reads (verify-audit)
-            writes = not (has_app_context() and g.get("read_only", False))
+        # a command writes, unless it said it only reads (verify-audit)
+        writes = request_may_write() if has_request_context() else not (
+            has_app_context() and g.get("read_only", False))
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 

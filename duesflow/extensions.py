@@ -1,5 +1,7 @@
 """Extension objects, created once and initialised in the app factory."""
 
+
+from flask import request
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -21,3 +23,14 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+
+_READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def request_may_write() -> bool:
+    """Whether the current request may write: not a GET, HEAD or OPTIONS, unless it says so (``request.writes``).
+
+    The one rule behind SQLite's ``BEGIN IMMEDIATE`` for writers and the commit that ends an API request; a
+    read-only request's transaction ends when its session is closed."""
+    return request.method not in _READ_ONLY_METHODS or getattr(request, "writes", False)
+

@@ -4,7 +4,7 @@ DUESFLOW_TEST_DATABASE_URL is set), factory fixtures, and a small org tree with 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 from flask import Flask, Response, request, request_finished
 from flask.testing import FlaskClient
+from marshmallow import Schema
 from sqlalchemy import text
 
 from duesflow import create_app
+from duesflow.api import framework
+from duesflow.api import payments as payments_api
 from duesflow.extensions import db
 from duesflow.models import Member, Org, Payment, User
 from duesflow.services import orgs as org_service
@@ -200,6 +203,27 @@ def payment_row(payment_id: int) -> Payment:
 
 
 __all__ = ["Decimal", "PASSWORD", "advance", "payment_row", "yesterday"]
+
+
+# ---- every answer's compiled dump (api.framework.dumper) is what marshmallow's own dump gives ---------------
+
+
+@pytest.fixture(autouse=True)
+def _dumps_checked_against_marshmallow(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = framework.dumper
+
+    def checked(schema: type[Schema]) -> Callable[[Any], Any]:
+        fast = compiled(schema)
+
+        def dump(obj: Any) -> Any:
+            result, expected = fast(obj), framework.shared(schema).dump(obj)
+            assert result == expected and list(result) == list(expected), (schema.__name__, result, expected)
+            return result
+
+        return dump
+
+    monkeypatch.setattr(framework, "dumper", checked)
+    monkeypatch.setattr(payments_api, "dumper", checked)
 
 
 # ---- every (route, method, status) the app answered in this session, read by tests/test_openapi.py ------

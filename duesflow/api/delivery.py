@@ -28,7 +28,7 @@ def receipt_delivered(payment_id: int) -> Any:
     payment = permissions.visible_payment_or_404(user, payment_id)
     permissions.check_delivery(user, payment)
     record_delivery(user, payment, DeliveryInput(**read_body(schemas.DeliveryBody)))
-    return detail(payment, user)
+    return detail(payment.id, user)
 
 
 def register_response(org: Org, *, undelivered_only: bool) -> Any:

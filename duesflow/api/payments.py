@@ -6,8 +6,6 @@ import json
 from typing import Any
 
 from flask import current_app, request
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from .. import permissions, schemas
 from ..errors import (
@@ -24,16 +22,16 @@ from ..errors import (
     ValidationFailed,
 )
 from ..extensions import db
-from ..models import Event, Payment, User
+from ..models import Payment, User
 from ..receipts.pdf import render_receipt_pdf
 from ..receipts.slip import render_slip_pdf
-from ..services import idempotency, receipt_documents
+from ..services import idempotency, payment_reads, receipt_documents
 from ..services.idempotency import MAX_KEY_LENGTH
 from ..services.payments import PaymentInput, act, correct_payment, record_payment
 from ..services.receipts import change_receipt
 from ..workflow import TRANSITIONS, Action, ReceiptChange, Role
 from . import bp
-from .framework import current_user, endpoint, parse_json_body, read_body, read_query, shared
+from .framework import current_user, dumper, endpoint, parse_json_body, read_body, read_query
 from .pagination import page, split
 from .presenters import payment_view
 
@@ -52,11 +50,14 @@ def _payment_roles_only(user: User) -> None:
         raise Forbidden("管理员不处理款项。")
 
 
-def detail(payment: Payment, user: User) -> dict[str, Any]:
-    events = list(
-        db.session.scalars(select(Event).where(Event.payment_id == payment.id).order_by(Event.id))
-    )
-    return payment_view(payment, user, events=events)
+def detail(payment_id: int, user: User) -> dict[str, Any]:
+    """The payment with its events, as ``user`` sees it (also the answer of every action on it)."""
+    row = payment_reads.visible_payment_row_or_404(user, payment_id)
+    return payment_view(row, user, events=payment_reads.event_rows(payment_id))
+
+
+def _recorded_view(payment: Payment, user: User) -> dict[str, Any]:
+    return payment_view(payment_reads.visible_payment_row_or_404(user, payment.id), user)
 
 
 @bp.post("/payments")
@@ -76,7 +77,7 @@ def create_payment() -> Any:
     permissions.require_role(user, Role.CLERK)
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        return payment_view(record_payment(user, PaymentInput(**read_body(schemas.PaymentCreate))), user)
+        return _recorded_view(record_payment(user, PaymentInput(**read_body(schemas.PaymentCreate))), user)
     raw_body = parse_json_body()
     claim = idempotency.claim(user, key, raw_body)
     if isinstance(claim, idempotency.Replay):
@@ -84,7 +85,7 @@ def create_payment() -> Any:
     claim_id = claim.id
     try:
         data = read_body(schemas.PaymentCreate)
-        view = shared(schemas.PaymentOut).dump(payment_view(record_payment(user, PaymentInput(**data)), user))
+        view = dumper(schemas.PaymentOut)(_recorded_view(record_payment(user, PaymentInput(**data)), user))
         text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
         idempotency.complete(claim, 201, text)
         db.session.commit()
@@ -101,15 +102,12 @@ def list_payments() -> Any:
     user = current_user()
     _payment_roles_only(user)
     params = read_query(schemas.PaymentQuery)
-    query = select(Payment).where(permissions.payment_visibility(user))
+    query = payment_reads.payment_rows(permissions.payment_visibility(user))
     if params.get("state"):
         query = query.where(Payment.state == params["state"])
     if params.get("holder") == "me":
         query = query.where(permissions.inbox_clause(user))
-    query = page(query, Payment, params).options(
-        selectinload(Payment.member), selectinload(Payment.grassroots_org), selectinload(Payment.holder_org)
-    )
-    rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
+    rows, next_cursor = split(list(db.session.execute(page(query, Payment, params))), params["limit"])
     return {"items": [payment_view(payment, user) for payment in rows], "next_cursor": next_cursor}
 
 
@@ -118,7 +116,7 @@ def list_payments() -> Any:
 def get_payment(payment_id: int) -> Any:
     user = current_user()
     _payment_roles_only(user)
-    return detail(permissions.visible_payment_or_404(user, payment_id), user)
+    return detail(payment_id, user)
 
 
 @bp.patch("/payments/<int:payment_id>")
@@ -131,7 +129,7 @@ def correct(payment_id: int) -> Any:
     payment = permissions.visible_payment_or_404(user, payment_id)
     permissions.may_correct(user, payment)
     correct_payment(user, payment, read_body(schemas.PaymentCorrect))
-    return detail(payment, user)
+    return detail(payment.id, user)
 
 
 @bp.post("/payments/<int:payment_id>/<action>")
@@ -152,7 +150,7 @@ def act_on_payment(payment_id: int, action: str) -> Any:
     if TRANSITIONS[chosen].needs_reason and not reason:
         raise ValidationFailed(fields={"reason": ["请填写理由。"]})
     act(payment, chosen, user, reason=reason)
-    return detail(payment, user)
+    return detail(payment.id, user)
 
 
 @bp.get("/payments/<int:payment_id>/receipt.pdf")
@@ -161,19 +159,19 @@ def act_on_payment(payment_id: int, action: str) -> Any:
 def receipt_pdf(payment_id: int) -> Any:
     user = current_user()
     _payment_roles_only(user)
-    return receipt_pdf_response(user, permissions.visible_payment_or_404(user, payment_id))
+    return receipt_pdf_response(user, payment_id)
 
 
-def receipt_pdf_response(user: User, payment: Payment) -> Any:
+def receipt_pdf_response(user: User, payment_id: int) -> Any:
     """The receipt PDF of a payment ``user`` can see; 404 when it has none or ``user`` may not download it.
 
     Shared by this API view (bearer token) and the page route (web session).
     """
-    receipt = payment.receipt
-    if receipt is None or not permissions.may_download_receipt(user, payment):
+    payment = payment_reads.visible_payment_row_or_404(user, payment_id)
+    if payment.receipt_id is None or not permissions.may_download_receipt(user, payment):
         raise NotFound("该款项还没有收据。")
-    pdf = render_receipt_pdf(receipt_documents.content_for(receipt), current_app.config["RECEIPT_FONT"])
-    return _pdf_response(pdf, f"receipt-{receipt.number}.pdf")
+    pdf = render_receipt_pdf(receipt_documents.content_of(payment), current_app.config["RECEIPT_FONT"])
+    return _pdf_response(pdf, f"receipt-{payment.receipt_number}.pdf")
 
 
 def _pdf_response(pdf: bytes, filename: str) -> Any:
@@ -192,7 +190,7 @@ def _change_receipt(payment_id: int, change: ReceiptChange) -> Any:
     payment = permissions.visible_payment_or_404(user, payment_id)
     permissions.check_receipt_change(user, payment, change)
     change_receipt(payment, change, user, reason=read_body(schemas.ReasonBody)["reason"])
-    return detail(payment, user)
+    return detail(payment.id, user)
 
 
 @bp.post("/payments/<int:payment_id>/receipt/reissue")

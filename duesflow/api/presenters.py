@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Row
+
 from .. import identity, permissions
-from ..models import Event, Member, Org, Payment, PersonalDataView, User
+from ..models import Member, Org, PersonalDataView, User
 from ..services import access_log
+from ..services.payment_reads import PaymentRow
 
 
 def org_ref(org: Org | None) -> dict[str, Any] | None:
     return None if org is None else {"id": org.id, "name": org.name}
 
 
-def payment_view(payment: Payment, viewer: User, *, events: list[Event] | None = None) -> dict[str, Any]:
-    receipt = payment.receipt
+def _named_ref(ref_id: int | None, name: str | None) -> dict[str, Any] | None:
+    return None if ref_id is None else {"id": ref_id, "name": name}
+
+
+def payment_view(payment: PaymentRow, viewer: User, *, events: list[Row[Any]] | None = None) -> dict[str, Any]:
+    """A payment as ``viewer`` may see it, from its row (``services.payment_reads``) and, for the detail, the
+    rows of its events."""
     view: dict[str, Any] = {
         "id": payment.id,
         "state": payment.state,
@@ -22,20 +30,20 @@ def payment_view(payment: Payment, viewer: User, *, events: list[Event] | None =
         "collected_on": payment.collected_on,
         "method": payment.method,
         "note": payment.note,
-        "member": {"id": payment.member.id, "name": payment.member.name},
-        "grassroots_org": org_ref(payment.grassroots_org),
-        "holder_org": org_ref(payment.holder_org),
+        "member": {"id": payment.member_id, "name": payment.member_name},
+        "grassroots_org": {"id": payment.grassroots_org_id, "name": payment.grassroots_org_name},
+        "holder_org": {"id": payment.holder_org_id, "name": payment.holder_org_name},
         "receipt": None
-        if receipt is None
+        if payment.receipt_id is None
         else {
-            "number": receipt.number,
-            "verification_code": receipt.verification_code
+            "number": payment.receipt_number,
+            "verification_code": payment.receipt_verification_code
             if permissions.sees_verification_code(viewer, payment)
             else None,
-            "issued_on": receipt.issued_on,
-            "version": receipt.version,
-            "voided": receipt.voided,
-            "delivered_on": receipt.delivery.delivered_on if receipt.delivery is not None else None,
+            "issued_on": payment.receipt_issued_on,
+            "version": payment.receipt_version,
+            "voided": payment.receipt_voided,
+            "delivered_on": payment.receipt_delivered_on,
         },
         "available_actions": permissions.available_actions(payment, viewer),
         "created_at": payment.created_at,
@@ -47,9 +55,9 @@ def payment_view(payment: Payment, viewer: User, *, events: list[Event] | None =
                 "action": event.action,
                 "from_state": event.from_state,
                 "to_state": event.to_state,
-                "from_org": org_ref(event.from_org),
-                "to_org": org_ref(event.to_org),
-                "actor": {"id": event.actor.id, "username": event.actor.username},
+                "from_org": _named_ref(event.from_org_id, event.from_org_name),
+                "to_org": _named_ref(event.to_org_id, event.to_org_name),
+                "actor": {"id": event.actor_id, "username": event.actor_username},
                 "note": event.note,
                 "at": event.at,
             }

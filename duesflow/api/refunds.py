@@ -25,7 +25,7 @@ def refund(payment_id: int) -> Any:
     payment = permissions.visible_payment_or_404(user, payment_id)
     permissions.check_action(user, payment, Action.REFUND)
     refund_payment(user, payment, RefundInput(**read_body(schemas.RefundBody)))
-    return detail(payment, user)
+    return detail(payment.id, user)
 
 
 def owed_view(report: Owed) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from ..errors import InvalidCredentials, ValidationFailed
@@ -17,8 +17,12 @@ from ..extensions import db
 from ..models import Token, User, utcnow
 from . import throttle
 
-# Every request asks for the user's org next (visibility, inbox, navigation): one query brings all three.
-_WITH_USER_ORG = joinedload(Token.user).joinedload(User.org)
+# Every request asks for the user's org next (visibility, inbox, navigation): one query brings all three. Built
+# once: every request runs it, and building it cost more than running it.
+_TOKEN_WITH_USER_ORG = (
+    select(Token).options(joinedload(Token.user).joinedload(User.org))
+    .where(Token.token_hash == bindparam("token_hash"))
+)
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -103,8 +107,7 @@ def user_for_token(token: str) -> tuple[User, Token] | None:
     """The active user behind a live token, or None."""
     if not token or len(token) > 200:
         return None
-    found = select(Token).options(_WITH_USER_ORG).where(Token.token_hash == _digest(token))
-    row = db.session.scalars(found).one_or_none()
+    row = db.session.scalars(_TOKEN_WITH_USER_ORG, {"token_hash": _digest(token)}).one_or_none()
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or not row.user.active:
         return None
     return row.user, row

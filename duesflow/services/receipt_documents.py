@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from urllib.parse import quote
 
 from flask import current_app
@@ -14,6 +16,7 @@ from ..models import Payment, Receipt
 from ..receipts.pdf import ReceiptContent
 from ..receipts.slip import SlipContent
 from ..timeutil import beijing_today
+from .payment_reads import PaymentRow
 from .receipts import ISSUER
 
 
@@ -35,19 +38,38 @@ def verify_url(number: str, code: str) -> str:
     return f"{current_app.config['PUBLIC_URL']}/verify/{quote(number)}?code={quote(code)}"
 
 
-def content_for(receipt: Receipt) -> ReceiptContent:
-    payment = receipt.payment
+def _content(*, member_name: str, amount: Decimal, grassroots_org_name: str, number: str, verification_code: str,
+             issued_on: date, version: int, voided: bool) -> ReceiptContent:
     return ReceiptContent(
-        member_name=payment.member.name,
-        amount=payment.amount,
-        grassroots_org_name=payment.grassroots_org.name,
-        number=receipt.number,
-        verification_code=receipt.verification_code,
-        issued_on=receipt.issued_on,
-        verify_url=verify_url(receipt.number, receipt.verification_code),
+        member_name=member_name,
+        amount=amount,
+        grassroots_org_name=grassroots_org_name,
+        number=number,
+        verification_code=verification_code,
+        issued_on=issued_on,
+        verify_url=verify_url(number, verification_code),
         issuer=ISSUER,
-        version=receipt.version,
-        voided=receipt.voided,
+        version=version,
+        voided=voided,
+    )
+
+
+def content_for(receipt: Receipt) -> ReceiptContent:
+    """What the PDF of ``receipt`` shows (the receipt loaded with its payment, member and org)."""
+    payment = receipt.payment
+    return _content(
+        member_name=payment.member.name, amount=payment.amount, grassroots_org_name=payment.grassroots_org.name,
+        number=receipt.number, verification_code=receipt.verification_code, issued_on=receipt.issued_on,
+        version=receipt.version, voided=receipt.voided,
+    )
+
+
+def content_of(payment: PaymentRow) -> ReceiptContent:
+    """What the PDF of a payment's latest receipt shows, from the payment's row (``payment_reads``)."""
+    return _content(
+        member_name=payment.member_name, amount=payment.amount, grassroots_org_name=payment.grassroots_org_name,
+        number=payment.receipt_number, verification_code=payment.receipt_verification_code,
+        issued_on=payment.receipt_issued_on, version=payment.receipt_version, voided=payment.receipt_voided,
     )
 
 
@@ -81,3 +103,4 @@ def live_receipt_contents(year: int, chunk_size: int = 200) -> Iterator[list[Rec
         last_id = receipts[-1].id
         db.session.expunge_all()
         yield contents
+
