@@ -7,7 +7,8 @@
 What it does, per engine:
 
 1. Databases. The seeded databases of ``flask --app duesflow bench-seed`` (10,000 and 1,000,000 payments) are
-   read, never written to (only the bench users' login tokens are added). Recording payments writes, so it runs
+   brought to the current schema (``init-db``) and then read, never written to (only the bench users' login tokens
+   are added, and the document the first download of each receipt stores). Recording payments writes, so it runs
    on a scratch copy of the small database (SQLite: an online backup to a new file; PostgreSQL: ``CREATE DATABASE
    ... TEMPLATE``), and the floor app (``bench/floor_app.py``) gets a fresh database of its own on the same
    engine, filled with ``--floor-rows`` rows for its reads.
@@ -348,6 +349,12 @@ def fresh_floor_database(small: Database, rows: int) -> Database:
     subprocess.run([sys.executable, str(ROOT / "bench" / "floor_app.py"), "--rows", str(rows)], check=True,
                    env={**os.environ, "DUESFLOW_DATABASE_URL": floor.url}, stdout=subprocess.DEVNULL)
     return floor
+
+
+def upgrade_schema(database: Database) -> None:
+    """Apply the migrations a seeded database may be missing (init-db is idempotent)."""
+    subprocess.run([sys.executable, "-m", "flask", "--app", "duesflow", "init-db"], check=True, cwd=ROOT,
+                   env={**os.environ, "DUESFLOW_DATABASE_URL": database.url}, stdout=subprocess.DEVNULL)
 
 
 def scratch_copy(small: Database) -> Database:
@@ -788,6 +795,8 @@ class Bench:
                         serving(f"{engine}-{label}", app, database.url, options.workers, options.log_dir, ready))
 
                 floor = start("floor", FLOOR_APP, floor_db, "/read/1") if floor_db is not None else None
+                for database in (small, large) if large is not None else (small,):
+                    upgrade_schema(database)
                 ours_small = start("duesflow-small", DUESFLOW_APP, small, "/healthz")
                 ours_large = None
                 if large is not None and (wanted & {"lists", "reports"} or options.reads_on == "large"):

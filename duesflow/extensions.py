@@ -1,10 +1,12 @@
 """Extension objects, created once and initialised in the app factory."""
 
+from typing import Any
 
 from flask import request
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names, so that Alembic migrations name them the same on SQLite and PostgreSQL.
@@ -34,3 +36,8 @@ def request_may_write() -> bool:
     read-only request's transaction ends when its session is closed."""
     return request.method not in _READ_ONLY_METHODS or getattr(request, "writes", False)
 
+
+def insert_on_conflict() -> Any:
+    """The engine's own ``insert`` construct (PostgreSQL's or SQLite's), which has ``on_conflict_do_nothing`` and
+    ``on_conflict_do_update``."""
+    return postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert

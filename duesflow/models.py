@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -294,6 +295,19 @@ class Receipt(db.Model):
     def delivery(self) -> ReceiptDelivery | None:
         """The signature for this version of the receipt (领取登记), or None while it is not delivered."""
         return next((d for d in self.deliveries if d.version == self.version), None)
+
+
+class ReceiptDocument(db.Model):
+    """The PDF of a receipt as last rendered, kept so that a download sends stored bytes instead of rendering
+    again. Rendering is deterministic: ``fingerprint`` hashes everything the PDF depends on (what it shows, the
+    font, the renderer's code), and a document whose fingerprint no longer matches is rendered anew."""
+
+    __tablename__ = "receipt_documents"
+
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("receipts.id"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ReceiptSequence(db.Model):

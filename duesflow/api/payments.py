@@ -23,7 +23,6 @@ from ..errors import (
 )
 from ..extensions import db
 from ..models import Payment, User
-from ..receipts.pdf import render_receipt_pdf
 from ..receipts.slip import render_slip_pdf
 from ..services import idempotency, payment_reads, receipt_documents
 from ..services.idempotency import MAX_KEY_LENGTH
@@ -170,8 +169,7 @@ def receipt_pdf_response(user: User, payment_id: int) -> Any:
     payment = payment_reads.visible_payment_row_or_404(user, payment_id)
     if payment.receipt_id is None or not permissions.may_download_receipt(user, payment):
         raise NotFound("该款项还没有收据。")
-    pdf = render_receipt_pdf(receipt_documents.content_of(payment), current_app.config["RECEIPT_FONT"])
-    return _pdf_response(pdf, f"receipt-{payment.receipt_number}.pdf")
+    return _pdf_response(receipt_documents.receipt_pdf(payment), f"receipt-{payment.receipt_number}.pdf")
 
 
 def _pdf_response(pdf: bytes, filename: str) -> Any:

@@ -15,10 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import raiseload
 
-from ..extensions import db
+from ..extensions import db, insert_on_conflict
 from ..models import AuditHead, Event, Payment, Receipt, ReceiptDelivery, User, utcnow
 from ..money import format_amount
 
@@ -56,9 +55,9 @@ def _locked_head() -> AuditHead:
     if head is None:
         # Created by the first migration; this covers databases made with create_all (tests, bench), where the
         # first writers may race: a loser's insert does nothing and it then waits for the winner's row.
-        insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
         db.session.execute(
-            insert(AuditHead).values(id=1, last_hash=GENESIS_HASH).on_conflict_do_nothing(index_elements=["id"])
+            insert_on_conflict()(AuditHead).values(id=1, last_hash=GENESIS_HASH)
+            .on_conflict_do_nothing(index_elements=["id"])
         )
         head = db.session.scalars(locked).one()
     return head

@@ -1,19 +1,29 @@
-"""What goes on a receipt's PDF (and on the collection slip), gathered from the database."""
+"""What goes on a receipt's PDF (and on the collection slip), gathered from the database; the PDF a download
+sends, stored once rendered."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import quote
 
-from flask import current_app
-from sqlalchemy import func, select
+import reportlab
+from flask import Response, after_this_request, current_app
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload, lazyload
 
-from ..extensions import db
-from ..models import Payment, Receipt
-from ..receipts.pdf import ReceiptContent
+from .. import receipts as receipts_package
+from ..extensions import db, insert_on_conflict
+from ..models import Payment, Receipt, ReceiptDocument, utcnow
+from ..receipts.pdf import ReceiptContent, render_receipt_pdf
 from ..receipts.slip import SlipContent
 from ..timeutil import beijing_today
 from .payment_reads import PaymentRow
@@ -104,3 +114,60 @@ def live_receipt_contents(year: int, chunk_size: int = 200) -> Iterator[list[Rec
         db.session.expunge_all()
         yield contents
 
+
+@functools.cache
+def _renderer_version() -> str:
+    """A hash of the code a receipt's PDF comes from: the receipts package's sources and reportlab's version. A
+    change to either makes every stored document stale, so nobody has to remember to invalidate them."""
+    digest = hashlib.sha256(reportlab.Version.encode())
+    for source in sorted(Path(receipts_package.__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+def fingerprint(content: ReceiptContent, font_path: str | None) -> str:
+    """Everything the PDF of ``content`` depends on, hashed: the same fingerprint renders the same bytes."""
+    parts = [_renderer_version(), font_path, dataclasses.asdict(content)]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_STORED_PDF = select(ReceiptDocument.pdf).where(
+    ReceiptDocument.receipt_id == bindparam("receipt_id"), ReceiptDocument.fingerprint == bindparam("fingerprint")
+)
+
+log = logging.getLogger(__name__)
+
+
+def receipt_pdf(payment: PaymentRow) -> bytes:
+    """The PDF of the payment's latest receipt: its stored document while that still matches what the receipt
+    shows; otherwise rendered now and stored once the answer is ready, for the next download."""
+    content = content_of(payment)
+    font_path = current_app.config["RECEIPT_FONT"]
+    key = fingerprint(content, font_path)
+    pdf = db.session.scalar(_STORED_PDF, {"receipt_id": payment.receipt_id, "fingerprint": key})
+    if pdf is None:
+        pdf = render_receipt_pdf(content, font_path)
+        _store_after_request(payment.receipt_id, key, pdf)
+    return pdf
+
+
+def _store_after_request(receipt_id: int, key: str, pdf: bytes) -> None:
+    """Keep ``pdf`` as the receipt's document, in a transaction of its own after the request's: a download is a
+    GET, and on SQLite its read transaction cannot turn into a writer (see ``access_log``). A failure costs only
+    the next download a rendering."""
+
+    @after_this_request
+    def store(response: Response) -> Response:
+        if response.status_code != 200:
+            return response
+        db.session.rollback()
+        row = {"receipt_id": receipt_id, "fingerprint": key, "pdf": pdf, "created_at": utcnow()}
+        try:
+            statement = insert_on_conflict()(ReceiptDocument).values(row)
+            db.session.execute(statement.on_conflict_do_update(index_elements=["receipt_id"], set_=row))
+            db.session.commit()
+        except SQLAlchemyError:
+            db.session.rollback()
+            log.warning("the document of receipt %s was not stored; the next download renders it again", receipt_id,
+                        exc_info=True)
+        return response

@@ -9,11 +9,10 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import permissions
 from ..errors import ReceiptNotFound
-from ..extensions import db
+from ..extensions import db, insert_on_conflict
 from ..models import Payment, Receipt, ReceiptSequence, User, utcnow
 from ..timeutil import beijing_today
 from ..workflow import RECEIPT_TRANSITIONS, ReceiptChange
@@ -41,10 +40,9 @@ def receipt_number(year: int, sequence: int) -> str:
 def _next_sequence(year: int) -> int:
     """Take the next number of ``year``. The counter row stays locked until commit, so numbers have no gaps:
     a transaction that rolls back gives its number back with it."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.session.execute(
-        insert(ReceiptSequence).values(year=year, last_number=0).on_conflict_do_nothing(index_elements=["year"])
+        insert_on_conflict()(ReceiptSequence).values(year=year, last_number=0)
+        .on_conflict_do_nothing(index_elements=["year"])
     )
     return db.session.execute(
         update(ReceiptSequence)
