@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
-from math import log
+from math import ceil, log
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue as ProcessQueue
 from operator import attrgetter
@@ -1025,7 +1025,21 @@ def _channels() -> dict[str, Org]:
     return cast(dict[str, Org], channels)
 
 
-def seed_bench(payments: int, *, seed: int = 1, years: int = 3, members: int | None = None,
+MAX_SPAN_DAYS = 15 * 365  # payments collected before 2008 are refused (services.payments.EARLIEST_COLLECTION)
+
+
+def span_days(payments: int, *, years: int = 3, per_year: int | None = None) -> int:
+    """The days the payments are spread over: ``years``, or as many as ``per_year`` payments a year need, so that
+    a bigger database is more years of the same work rather than more work at once (the same payments in flight,
+    the same inboxes). ValueError beyond fifteen years."""
+    days = years * 365 if per_year is None else max(1, ceil(payments * 365 / per_year))
+    if days > MAX_SPAN_DAYS:
+        raise ValueError(f"{payments} payments at {per_year} a year span more than fifteen years")
+    return days
+
+
+def seed_bench(payments: int, *, seed: int = 1, years: int = 3, per_year: int | None = None,
+               members: int | None = None,
                password: str = DEFAULT_PASSWORD, chunk: int = 20_000,
                progress: Callable[[int], None] | None = None,
                phase: Callable[[str], None] | None = None) -> BenchReport:
@@ -1051,7 +1065,7 @@ def seed_bench(payments: int, *, seed: int = 1, years: int = 3, members: int | N
     rng = random.Random(seed)
     now = utcnow()
     now_us = _micros(now)
-    start_us = now_us - years * 365 * DAY
+    start_us = now_us - span_days(payments, years=years, per_year=per_year) * DAY
 
     say("组织树与账户")
     tree = _build_tree(rng, _channels(), _next_id(Org.id), now)

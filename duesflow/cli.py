@@ -212,12 +212,16 @@ def rotate_data_key(batch: int) -> None:
               help="random seed: the same seed gives the same tree, members and histories")
 @click.option("--years", type=click.IntRange(1, 15), default=3, show_default=True,
               help="the payments are spread evenly over this many years up to now (office hours, Beijing time)")
+@click.option("--per-year", type=click.IntRange(min=1), default=None,
+              help="spread the payments at this many a year instead (overrides --years): databases of any size then "
+                   "hold the same work in flight, as more years of the same service would")
 @click.option("--members", type=click.IntRange(min=1), default=None,
               help="members to register  [default: payments/20, at least 3 per grassroots org, at most 60,000]")
 @click.option("--password", default="bench-password", show_default=True, help="password of every bench account")
 @click.option("--chunk", type=click.IntRange(min=100), default=20_000, show_default=True,
               help="payments written per batch (SQLite: one commit each; PostgreSQL loads in one transaction)")
-def bench_seed(payments: int, random_seed: int, years: int, members: int | None, password: str, chunk: int) -> None:
+def bench_seed(payments: int, random_seed: int, years: int, per_year: int | None, members: int | None, password: str,
+               chunk: int) -> None:
     """Fill an empty database with PAYMENTS realistic payments for benchmarks (issue 7).
 
     Applies the migrations and loads the channel tree when needed (init-db, seed-orgs), then adds a deep branch
@@ -233,8 +237,13 @@ def bench_seed(payments: int, random_seed: int, years: int, members: int | None,
     from collections.abc import Callable
     from contextlib import ExitStack
 
-    from .bench_seed import BenchRefused, seed_bench
+    from .bench_seed import BenchRefused, seed_bench, span_days
     from .workflow import State
+
+    try:
+        span_days(payments, years=years, per_year=per_year)
+    except ValueError as too_long:
+        raise click.BadParameter(str(too_long), param_hint="--per-year") from None
 
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -248,8 +257,9 @@ def bench_seed(payments: int, random_seed: int, years: int, members: int | None,
             updates[0](written)
 
         try:
-            report = seed_bench(payments, seed=random_seed, years=years, members=members, password=password,
-                                chunk=chunk, progress=progress, phase=lambda text: click.echo(f"{text}……", err=True))
+            report = seed_bench(payments, seed=random_seed, years=years, per_year=per_year, members=members,
+                                password=password, chunk=chunk, progress=progress,
+                                phase=lambda text: click.echo(f"{text}……", err=True))
         except BenchRefused as refused:
             db.session.rollback()
             raise click.ClickException(str(refused)) from None

@@ -146,3 +146,17 @@ def test_seeded_member_sees_only_its_own_payments(seeded, client):
 def _subtree(org_id: int) -> set[int]:
     org = db.session.get(Org, org_id)
     return set(db.session.scalars(select(Org.id).where(Org.tree_path.startswith(org.tree_path))))
+
+
+def test_per_year_spreads_the_payments_over_as_many_days_as_that_rate_needs(runner):
+    result = runner.invoke(args=["bench-seed", "--payments", "200", "--per-year", "3650", "--members", "400"])
+    assert result.exit_code == 0, result.output
+    first, last = db.session.execute(select(func.min(Payment.created_at), func.max(Payment.created_at))).one()
+    assert timedelta(days=14) < last - first <= timedelta(days=21)  # 200 payments at ten a day: twenty days
+    assert db.session.scalar(select(func.count()).select_from(Member)) == 400
+
+
+def test_per_year_refuses_a_span_beyond_fifteen_years(runner):
+    result = runner.invoke(args=["bench-seed", "--payments", "1000", "--per-year", "10"])
+    assert result.exit_code != 0 and "fifteen years" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
