@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from flask import current_app, request
+from sqlalchemy import select
 
 from .. import permissions, schemas
 from ..errors import (
@@ -51,8 +52,8 @@ def _payment_roles_only(user: User) -> None:
 
 def detail(payment_id: int, user: User) -> dict[str, Any]:
     """The payment with its events, as ``user`` sees it (also the answer of every action on it)."""
-    row = payment_reads.visible_payment_row_or_404(user, payment_id)
-    return payment_view(row, user, events=payment_reads.event_rows(payment_id))
+    row, events = payment_reads.visible_payment_with_events_or_404(user, payment_id)
+    return payment_view(row, user, events=events)
 
 
 def _recorded_view(payment: Payment, user: User) -> dict[str, Any]:
@@ -101,12 +102,13 @@ def list_payments() -> Any:
     user = current_user()
     _payment_roles_only(user)
     params = read_query(schemas.PaymentQuery)
-    query = payment_reads.payment_rows(permissions.payment_visibility(user))
+    where = permissions.payment_visibility(user)
     if params.get("state"):
-        query = query.where(Payment.state == params["state"])
+        where &= Payment.state == params["state"]
     if params.get("holder") == "me":
-        query = query.where(permissions.inbox_clause(user))
-    rows, next_cursor = split(list(db.session.execute(page(query, Payment, params))), params["limit"])
+        where &= permissions.inbox_clause(user)
+    chosen = page(select(Payment.id).where(where), Payment, params)
+    rows, next_cursor = split(list(db.session.execute(payment_reads.page_rows(chosen))), params["limit"])
     return {"items": [payment_view(payment, user) for payment in rows], "next_cursor": next_cursor}
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row
-
 from .. import identity, permissions
 from ..models import Member, Org, PersonalDataView, User
 from ..services import access_log
@@ -20,9 +18,9 @@ def _named_ref(ref_id: int | None, name: str | None) -> dict[str, Any] | None:
     return None if ref_id is None else {"id": ref_id, "name": name}
 
 
-def payment_view(payment: PaymentRow, viewer: User, *, events: list[Row[Any]] | None = None) -> dict[str, Any]:
+def payment_view(payment: PaymentRow, viewer: User, *, events: list[PaymentRow] | None = None) -> dict[str, Any]:
     """A payment as ``viewer`` may see it, from its row (``services.payment_reads``) and, for the detail, the
-    rows of its events."""
+    rows of its events (``visible_payment_with_events_or_404``)."""
     view: dict[str, Any] = {
         "id": payment.id,
         "state": payment.state,
@@ -52,14 +50,14 @@ def payment_view(payment: PaymentRow, viewer: User, *, events: list[Row[Any]] | 
     if events is not None:
         view["events"] = [
             {
-                "action": event.action,
-                "from_state": event.from_state,
-                "to_state": event.to_state,
-                "from_org": _named_ref(event.from_org_id, event.from_org_name),
-                "to_org": _named_ref(event.to_org_id, event.to_org_name),
-                "actor": {"id": event.actor_id, "username": event.actor_username},
-                "note": event.note,
-                "at": event.at,
+                "action": event.event_action,
+                "from_state": event.event_from_state,
+                "to_state": event.event_to_state,
+                "from_org": _named_ref(event.event_from_org_id, event.event_from_org_name),
+                "to_org": _named_ref(event.event_to_org_id, event.event_to_org_name),
+                "actor": {"id": event.event_actor_id, "username": event.event_actor_username},
+                "note": event.event_note,
+                "at": event.event_at,
             }
             for event in events
         ]
