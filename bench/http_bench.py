@@ -861,11 +861,14 @@ SPECIFIC_PHASES = [
     ("idempotency: store the response", _frame("complete", r"duesflow/services/idempotency\.py")),
     ("body: JSON parse + marshmallow load", _frame("read_body|parse_json_body|read_query|load", r"duesflow/api/")),
     ("record_payment (insert, event, audit chain)", _frame("record_payment", r"duesflow/services/payments\.py")),
-    ("visible_payment_or_404 (SQL)", _frame("visible_payment_or_404", r"duesflow/permissions\.py")),
-    ("receipt content_for (SQL)", _frame("content_for", r"duesflow/services/receipt_documents\.py")),
+    ("payment look-up: its row with member, orgs, receipt (and events for the detail) (SQL)",
+     _frame("_rows_or_404", r"duesflow/services/payment_reads\.py")),
     ("render_receipt_pdf", _frame("render_receipt_pdf", r"duesflow/receipts/")),
+    ("receipt document: stored bytes or a rendering (SQL)",
+     _frame("receipt_pdf", r"duesflow/services/receipt_documents\.py")),
+    ("receipt document: stored after the answer (SQL)", _frame("store", r"duesflow/services/receipt_documents\.py")),
     ("payment_view (presenter)", _frame("payment_view", r"duesflow/api/presenters\.py")),
-    ("detail: events query (SQL)", _frame("detail", r"duesflow/api/payments\.py")),
+    ("response: dump by the compiled schema", _frame("dump", r"duesflow/api/framework\.py")),
     ("access log of unmasked views", _frame("write_pending", r"duesflow/services/access_log\.py")),
 ]
 GENERIC_PHASES = [

@@ -32,8 +32,7 @@ _READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def request_may_write() -> bool:
     """Whether the current request may write: not a GET, HEAD or OPTIONS, unless it says so (``request.writes``).
 
-    The one rule behind SQLite's ``BEGIN IMMEDIATE`` for writers and the commit that ends an API request; a
-    read-only request's transaction ends when its session is closed."""
+    The one rule behind SQLite's ``BEGIN IMMEDIATE`` for writers and the commit that ends an API request."""
     return request.method not in _READ_ONLY_METHODS or getattr(request, "writes", False)
 
 
