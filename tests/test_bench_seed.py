@@ -119,7 +119,8 @@ def test_seeded_central_and_reviewer_can_list_and_read_payments(seeded, client):
     receipted = db.session.scalars(select(Payment).where(Payment.state == State.RECEIPTED).limit(1)).one()
     detail = client.get(f"/api/v1/payments/{receipted.id}", headers=central)
     assert detail.status_code == 200
-    assert [event["action"] for event in detail.json["events"]][:2] == ["record", "submit"]
+    actions = [event["action"] for event in detail.json["events"]]
+    assert actions[0] == "record" and actions.index("submit") < actions.index("confirm")  # corrections may come between
     receipt = detail.json["receipt"]
     check = client.get(f"/api/v1/receipts/{receipt['number']}/verify?code={receipt['verification_code'].lower()}")
     assert check.status_code == 200 and check.json["valid"] is not False

@@ -503,3 +503,12 @@ def test_central_reissues_and_voids_a_receipt_from_the_detail_page(pages, api, w
     assert payment_row(payment_id).receipt.version == 2 and payment_row(payment_id).receipt.number == number
     assert central.post(f"/payments/{payment_id}/actions/void", {"reason": "误确认"}).status_code == 302
     assert payment_row(payment_id).state == "at_central"
+
+
+def test_a_logged_in_browser_has_no_access_to_the_api_and_api_answers_set_no_cookie(pages):
+    page = pages("central")
+    assert page.get("/inbox").status_code == 200  # the session cookie works for the pages
+    answer = page.get("/api/v1/payments")
+    assert answer.status_code == 401 and answer.json["error"]["code"] == "unauthenticated"
+    assert "Set-Cookie" not in answer.headers
+    assert page.get("/inbox").status_code == 200  # and the API left the page session alone
