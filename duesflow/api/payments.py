@@ -168,7 +168,7 @@ def receipt_pdf_response(user: User, payment_id: int) -> Any:
 
     Shared by this API view (bearer token) and the page route (web session).
     """
-    payment = payment_reads.visible_payment_row_or_404(user, payment_id)
+    payment = payment_reads.visible_payment_with_document_or_404(user, payment_id)
     if payment.receipt_id is None or not permissions.may_download_receipt(user, payment):
         raise NotFound("该款项还没有收据。")
     return _pdf_response(receipt_documents.receipt_pdf(payment), f"receipt-{payment.receipt_number}.pdf")

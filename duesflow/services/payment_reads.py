@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 from .. import permissions
 from ..errors import NotFound
 from ..extensions import db
-from ..models import Event, Member, Org, Payment, Receipt, ReceiptDelivery, User
+from ..models import Event, Member, Org, Payment, Receipt, ReceiptDelivery, ReceiptDocument, User
 
 _GRASSROOTS, _HOLDER, _FROM, _TO = aliased(Org), aliased(Org), aliased(Org), aliased(Org)
 _EARLIER_RECEIPT = aliased(Receipt)
@@ -70,8 +70,14 @@ def page_rows(page_ids: Select[Any]) -> Select[Any]:
 
 
 @functools.cache
-def _one_payment(role: str, *, with_events: bool = False) -> Select[Any]:
+def _one_payment(role: str, *, with_events: bool = False, with_document: bool = False) -> Select[Any]:
     found = PAYMENT_ROWS.where(Payment.id == bindparam("payment_id"), permissions.prepared_payment_visibility(role))
+    if with_document:
+        # The receipt's stored PDF, whatever its fingerprint: services.receipt_documents decides whether it still
+        # matches, and a download needs no second statement (a round trip on PostgreSQL) to find out.
+        return found.add_columns(
+            ReceiptDocument.fingerprint.label("document_fingerprint"), ReceiptDocument.pdf.label("document_pdf")
+        ).outerjoin(ReceiptDocument, ReceiptDocument.receipt_id == Receipt.id)
     if not with_events:
         return found
     # One row per event, the payment's columns repeated: a round trip less than a second statement (PostgreSQL).
@@ -91,9 +97,10 @@ def _one_payment(role: str, *, with_events: bool = False) -> Select[Any]:
     )
 
 
-def _rows_or_404(user: User, payment_id: int, *, with_events: bool) -> list[PaymentRow]:
+def _rows_or_404(user: User, payment_id: int, *, with_events: bool = False,
+                 with_document: bool = False) -> list[PaymentRow]:
     rows = db.session.execute(
-        _one_payment(user.role, with_events=with_events),
+        _one_payment(user.role, with_events=with_events, with_document=with_document),
         {"payment_id": payment_id, **permissions.viewer_parameters(user)},
     ).all()
     if not rows:
@@ -104,7 +111,13 @@ def _rows_or_404(user: User, payment_id: int, *, with_events: bool) -> list[Paym
 def visible_payment_row_or_404(user: User, payment_id: int) -> PaymentRow:
     """The payment's row if ``user`` may see it; 404 whether it is unknown or merely invisible (as
     ``permissions.visible_payment_or_404``, which loads the payment for a change)."""
-    return _rows_or_404(user, payment_id, with_events=False)[0]
+    return _rows_or_404(user, payment_id)[0]
+
+
+def visible_payment_with_document_or_404(user: User, payment_id: int) -> PaymentRow:
+    """The payment's row with its latest receipt's stored document (``document_fingerprint`` and
+    ``document_pdf``, None when none is stored); 404 as ``visible_payment_row_or_404``."""
+    return _rows_or_404(user, payment_id, with_document=True)[0]
 
 
 def visible_payment_with_events_or_404(user: User, payment_id: int) -> tuple[PaymentRow, list[PaymentRow]]:

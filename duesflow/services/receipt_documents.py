@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import reportlab
 from flask import Response, after_this_request, current_app
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload, lazyload
 
@@ -131,23 +131,20 @@ def fingerprint(content: ReceiptContent, font_path: str | None) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-_STORED_PDF = select(ReceiptDocument.pdf).where(
-    ReceiptDocument.receipt_id == bindparam("receipt_id"), ReceiptDocument.fingerprint == bindparam("fingerprint")
-)
-
 log = logging.getLogger(__name__)
 
 
 def receipt_pdf(payment: PaymentRow) -> bytes:
-    """The PDF of the payment's latest receipt: its stored document while that still matches what the receipt
-    shows; otherwise rendered now and stored once the answer is ready, for the next download."""
+    """The PDF of the payment's latest receipt, from a row of ``payment_reads.visible_payment_with_document_or_404``:
+    its stored document while that still matches what the receipt shows; otherwise rendered now and stored once
+    the answer is ready, for the next download."""
     content = content_of(payment)
     font_path = current_app.config["RECEIPT_FONT"]
     key = fingerprint(content, font_path)
-    pdf = db.session.scalar(_STORED_PDF, {"receipt_id": payment.receipt_id, "fingerprint": key})
-    if pdf is None:
-        pdf = render_receipt_pdf(content, font_path)
-        _store_after_request(payment.receipt_id, key, pdf)
+    if payment.document_fingerprint == key:
+        return payment.document_pdf
+    pdf = render_receipt_pdf(content, font_path)
+    _store_after_request(payment.receipt_id, key, pdf)
     return pdf
 
 
