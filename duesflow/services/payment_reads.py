@@ -1,5 +1,6 @@
 """Payments as the API shows them, read as rows: the payment, its member, grassroots and holder orgs and its
-latest receipt with that version's delivery in one statement; its events in another.
+latest receipt with that version's delivery in one statement; for a detail its events join it (a row per event),
+for a download the receipt's stored document does; a page of a list is one statement too.
 
 The ORM loads a payment for changing it (``permissions.visible_payment_or_404``); what is only shown is read
 here, where each statement is built once per process: a detail request spent more time building, hashing and
@@ -22,7 +23,7 @@ from ..models import Event, Member, Org, Payment, Receipt, ReceiptDelivery, Rece
 
 _GRASSROOTS, _HOLDER, _FROM, _TO = aliased(Org), aliased(Org), aliased(Org), aliased(Org)
 _EARLIER_RECEIPT = aliased(Receipt)
-# A payment shows its latest receipt (voided or not); a reissue or a void adds a row, never changes the number.
+# A payment shows its latest receipt, voided or not: a confirmation after a void adds a row with a new number.
 _LATEST_RECEIPT_ID = (
     select(func.max(_EARLIER_RECEIPT.id)).where(_EARLIER_RECEIPT.payment_id == Payment.id)
     .correlate(Payment).scalar_subquery()
