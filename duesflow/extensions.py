@@ -30,9 +30,8 @@ _READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def request_may_write() -> bool:
-    """Whether the current request may write: not a GET, HEAD or OPTIONS, unless it says so (``request.writes``).
-
-    The one rule behind SQLite's ``BEGIN IMMEDIATE`` for writers and the commit that ends an API request."""
+    """Whether the current request may write: not a GET, HEAD or OPTIONS, unless it says so (``request.writes``);
+    such a request begins its SQLite transaction with ``BEGIN IMMEDIATE``."""
     return request.method not in _READ_ONLY_METHODS or getattr(request, "writes", False)
 
 

@@ -78,8 +78,11 @@ def in_users_subtree(user: User, org_column: ColumnElement[int], *, one_row: boo
     ``IN`` form: SQLite then walks the subtree's orgs through the org index (0.2 ms for a district of 1,000,000
     payments, where the correlated form scans 16 ms of newest payments for the few of its subtree).
     """
-    tree_path = user.org.tree_path if user.org is not None else None
-    return _subtree_rule(user.role, user.org_id, tree_path, org_column, one_row=one_row)
+    return _subtree_rule(user.role, user.org_id, _tree_path(user), org_column, one_row=one_row)
+
+
+def _tree_path(user: User) -> str | None:
+    return user.org.tree_path if user.org is not None else None
 
 
 def payment_visibility(user: User, *, one_row: bool = False) -> ColumnElement[bool]:
@@ -107,7 +110,7 @@ def viewer_parameters(user: User) -> dict[str, Any]:
     """The values ``prepared_payment_visibility`` binds for ``user``."""
     return {
         "viewer_org_id": user.org_id,
-        "viewer_tree_path": user.org.tree_path if user.org is not None else None,
+        "viewer_tree_path": _tree_path(user),
         "viewer_member_id": user.member_id,
     }
 

@@ -10,12 +10,12 @@ from ..services import access_log
 from ..services.payment_reads import PaymentRow
 
 
-def org_ref(org: Org | None) -> dict[str, Any] | None:
-    return None if org is None else {"id": org.id, "name": org.name}
-
-
 def _named_ref(ref_id: int | None, name: str | None) -> dict[str, Any] | None:
     return None if ref_id is None else {"id": ref_id, "name": name}
+
+
+def org_ref(org: Org | None) -> dict[str, Any] | None:
+    return None if org is None else _named_ref(org.id, org.name)
 
 
 def payment_view(payment: PaymentRow, viewer: User, *, events: list[PaymentRow] | None = None) -> dict[str, Any]:
@@ -29,8 +29,8 @@ def payment_view(payment: PaymentRow, viewer: User, *, events: list[PaymentRow] 
         "method": payment.method,
         "note": payment.note,
         "member": {"id": payment.member_id, "name": payment.member_name},
-        "grassroots_org": {"id": payment.grassroots_org_id, "name": payment.grassroots_org_name},
-        "holder_org": {"id": payment.holder_org_id, "name": payment.holder_org_name},
+        "grassroots_org": _named_ref(payment.grassroots_org_id, payment.grassroots_org_name),
+        "holder_org": _named_ref(payment.holder_org_id, payment.holder_org_name),
         "receipt": None
         if payment.receipt_id is None
         else {
