@@ -189,3 +189,32 @@ def _print_counts() -> Iterator[None]:
         for name, (few, many) in OBSERVED.items():
             print(f"  {name:<{width}}  {few} → {many}")
 
+
+
+def test_postgresql_reads_run_without_begin_and_commit(app: Any, world: World, api: Api) -> None:
+    """On PostgreSQL a read-only request's statements run in autocommit mode (psycopg would send BEGIN and COMMIT
+    as two round trips more), while a request that may write keeps one transaction around its work."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("autocommit for read-only requests is PostgreSQL's (SQLite's BEGIN costs no round trip)")
+    payment = api.record(_member(world.members["zhang"].id))
+    modes: list[tuple[str, bool]] = []
+
+    def note(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        modes.append((statement.split(None, 1)[0].upper(), conn.connection.dbapi_connection.autocommit))
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        api.token("tiedong")
+        db.session.remove()
+        modes.clear()
+        assert api.get(f"/payments/{payment['id']}", "tiedong").status_code == 200
+        assert api.get("/payments?holder=me", "tiedong").status_code == 200
+        reads = list(modes)
+        modes.clear()
+        assert api.post(f"/payments/{payment['id']}/submit", "clerk").status_code == 200
+        writes = list(modes)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert reads and all(autocommit for _verb, autocommit in reads), reads
+    assert any(verb in ("INSERT", "UPDATE") for verb, _ in writes), writes
+    assert not any(autocommit for _verb, autocommit in writes), writes
