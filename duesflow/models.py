@@ -182,6 +182,7 @@ class Payment(db.Model):
         CheckConstraint("regular_dues_paid", name="regular_dues_paid"),
         Index("ix_payments_created", "created_at", "id"),
         Index("ix_payments_grassroots_created", "grassroots_org_id", "created_at", "id"),
+        Index("ix_payments_grassroots_state", "grassroots_org_id", "state", "created_at", "id"),
         Index("ix_payments_holder_state", "holder_org_id", "state", "created_at", "id"),
         Index("ix_payments_member_created", "member_id", "created_at", "id"),
     )

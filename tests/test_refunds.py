@@ -314,3 +314,29 @@ def test_a_refused_return_on_the_remittances_page_says_why(app, api, world):
     assert response.status_code == 422 and "未能登记退回" in response.get_data(as_text=True)
     assert page.post(f"/direct-remittances/{pending['id']}/return", {"returned_on": today()}).status_code == 302
     assert "已退回汇款人" in page.get("/direct-remittances").get_data(as_text=True)
+
+
+def test_the_clerks_inbox_pages_through_recorded_returned_and_rejected_newest_first(api, world):
+    """The inbox is merged from one seek per state and place (recorded and returned held here, rejected collected
+    here); page by page it gives each of them once, newest first, and nothing else."""
+    rejected_ids = [rejected(api, world, at) for at in ("tiedong", "central")]
+    returned = api.record(world.members["li"])["id"]
+    advance(api, returned, 1)
+    api.act(returned, "return", "tiedong", REASON)
+    recorded_ids = [api.record(world.members["zhang"], amount=f"{1000 + n}.00")["id"] for n in range(3)]
+    in_review = api.record(world.members["li"])["id"]
+    advance(api, in_review, 1)  # at 铁东: not the clerk's to act on
+    seen: list[int] = []
+    path = "/payments?holder=me&limit=2"
+    while path:
+        response = api.get(path, "clerk")
+        assert response.status_code == 200
+        assert len(response.json["items"]) <= 2
+        seen += [item["id"] for item in response.json["items"]]
+        cursor = response.json["next_cursor"]
+        path = f"/payments?holder=me&limit=2&cursor={cursor}" if cursor else ""
+    expected = {*rejected_ids, returned, *recorded_ids}
+    assert sorted(seen) == sorted(expected)  # each once, nothing more
+    listed = api.get("/payments?limit=50", "clerk").json["items"]
+    newest_first = [item["id"] for item in listed if item["id"] in expected]
+    assert seen == newest_first

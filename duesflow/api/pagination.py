@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, literal, tuple_
+from sqlalchemy import ColumnElement, Select, false, literal, select, tuple_, union
 
 from ..errors import ValidationFailed
 from ..schemas import MAX_ID
@@ -41,6 +41,19 @@ def page(query: Select[Any], model: Any, params: dict[str, Any]) -> Select[Any]:
         query = query.where(tuple_(model.created_at, model.id) < tuple_(
             literal(created_at, model.created_at.type), literal(row_id, model.id.type)))
     return query.order_by(model.created_at.desc(), model.id.desc()).limit(params["limit"] + 1)
+
+
+def merged_page(query: Select[Any], model: Any, branches: list[ColumnElement[bool]],
+                params: dict[str, Any]) -> Select[Any]:
+    """``page`` of ``query`` (which selects ``model.id``) restricted to any of ``branches``, as one page per branch,
+    merged: each branch seeks its own index for at most a page, where ``OR`` let the engine walk a wider index in
+    order until it had a page (SQLite walked a committee's whole history for its inbox). A row in two branches
+    counts once."""
+    if not branches:
+        return page(query.where(false()), model, params)
+    pages = [page(query.add_columns(model.created_at).where(branch), model, params).subquery() for branch in branches]
+    merged = union(*(select(each.c.id, each.c.created_at) for each in pages)).subquery("merged")
+    return select(merged.c.id).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(params["limit"] + 1)
 
 
 def split(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:

@@ -32,7 +32,7 @@ from ..services.receipts import change_receipt
 from ..workflow import TRANSITIONS, Action, ReceiptChange, Role
 from . import bp
 from .framework import current_user, dumper, endpoint, parse_json_body, read_body, read_query
-from .pagination import page, split
+from .pagination import merged_page, page, split
 from .presenters import payment_view
 
 PAYMENT_ROLES = (Role.CLERK, Role.REVIEWER, Role.CENTRAL, Role.MEMBER)
@@ -106,8 +106,9 @@ def list_payments() -> Any:
     if params.get("state"):
         where &= Payment.state == params["state"]
     if params.get("holder") == "me":
-        where &= permissions.inbox_clause(user)
-    chosen = page(select(Payment.id).where(where), Payment, params)
+        chosen = merged_page(select(Payment.id).where(where), Payment, permissions.inbox_branches(user), params)
+    else:
+        chosen = page(select(Payment.id).where(where), Payment, params)
     rows, next_cursor = split(list(db.session.execute(payment_reads.page_rows(chosen))), params["limit"])
     return {"items": [payment_view(payment, user) for payment in rows], "next_cursor": next_cursor}
 

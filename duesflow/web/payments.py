@@ -12,7 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from .. import permissions, schemas
 from ..api.framework import load
-from ..api.pagination import page, split
+from ..api.pagination import merged_page, page, split
 from ..api.payments import receipt_pdf_response
 from ..api.presenters import member_view
 from ..errors import DomainError, InvalidTransition, NotFound, ValidationFailed
@@ -33,7 +33,8 @@ ACTING_ROLES = (Role.CLERK, Role.REVIEWER, Role.CENTRAL)
 
 
 def _listed(query: Any, params: dict[str, Any]) -> tuple[list[Payment], str | None]:
-    query = page(query, Payment, params).options(
+    """A page of ``query`` (which selects payments, ordered and limited by ``page`` or ``merged_page``)."""
+    query = query.options(
         selectinload(Payment.member), selectinload(Payment.grassroots_org), selectinload(Payment.holder_org)
     )
     return split(list(db.session.scalars(query)), params["limit"])
@@ -53,7 +54,7 @@ def _list_page(user: User, template: str, *, title: str, fixed_state: str | None
     query = select(Payment).where(permissions.payment_visibility(user))
     if state:
         query = query.where(Payment.state == state)
-    rows, next_cursor = _listed(query, params)
+    rows, next_cursor = _listed(page(query, Payment, params), params)
     return render_template(template, user=user, title=title, payments=rows, next_cursor=next_cursor,
                            state=state, fixed_state=fixed_state, counts=_state_counts(user),
                            states=[s.value for s in State])
@@ -83,7 +84,10 @@ def _batch_actions(user: User) -> list[str]:
 
 def _inbox_page(user: User, failure: FormProblem | None = None, selected: frozenset[int] = frozenset()) -> Any:
     params = load(schemas.PaymentQuery, {"cursor": request.args["cursor"]} if request.args.get("cursor") else {})
-    rows, next_cursor = _listed(select(Payment).where(permissions.inbox_clause(user)), params)
+    chosen = merged_page(select(Payment.id), Payment, permissions.inbox_branches(user), params).subquery()
+    inbox = select(Payment).join(chosen, chosen.c.id == Payment.id).order_by(
+        Payment.created_at.desc(), Payment.id.desc())
+    rows, next_cursor = _listed(inbox, params)
     return render_template("inbox.html", user=user, payments=rows, next_cursor=next_cursor,
                            batch_actions=_batch_actions(user), problem=failure,
                            selected=selected), failure.status if failure else 200
