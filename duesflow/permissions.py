@@ -116,21 +116,28 @@ def viewer_parameters(user: User) -> dict[str, Any]:
 
 
 def inbox_branches(user: User) -> list[ColumnElement[bool]]:
-    """``user``'s inbox as one clause per place and state: payments held at its org in a state awaiting its role's
-    action, and payments its org collected in a state awaiting its action there (a rejected payment awaits its
-    refund from the committee that collected it, wherever it was rejected). Each clause is an equality on the
-    leading columns of an index, (holder, state) or (grassroots, state), so a page of it is a seek per clause,
-    however long the org's history; the state is written into the statement (a constant of the workflow, not
-    input), so that PostgreSQL plans it knowing how rare it is."""
+    """``user``'s inbox as clauses to be merged (``api.pagination.merged_page``): payments held at its org in a
+    state awaiting its role's action, and payments its org collected in a state awaiting its action there (a
+    rejected payment awaits its refund from the committee that collected it, wherever it was rejected).
+
+    An inbox in one place (a reviewer's, central's) is one clause, the place and its states, which the engines
+    seek on the (holder, state) index. An inbox in two places (a clerk's) is one clause per place and state, each
+    an equality on the leading columns of an index: joined by OR, or with a set of states, SQLite walked the
+    committee's whole history newest first instead (BENCHMARKS.md, "Lists"). The states are written into the
+    statement (constants of the workflow, not input), so that PostgreSQL plans knowing how rare each is."""
     if user.org_id is None or user.role not in (Role.CLERK, Role.REVIEWER, Role.CENTRAL):
         return []
     role = Role(user.role)
-    places = [(Payment.holder_org_id, state) for state in actionable_states(role)]
-    places += [(Payment.grassroots_org_id, state) for state in actionable_states(role, ActingOrg.GRASSROOTS)]
-    return [
-        (column == user.org_id) & (Payment.state == literal(state.value, literal_execute=True))
-        for column, state in sorted(places, key=lambda place: (place[0].key, place[1].value))
-    ]
+    places = [(Payment.holder_org_id, sorted(state.value for state in actionable_states(role)))]
+    places.append((Payment.grassroots_org_id,
+                   sorted(state.value for state in actionable_states(role, ActingOrg.GRASSROOTS))))
+    places = [(column, states) for column, states in places if states]
+    if len(places) == 1:
+        column, states = places[0]
+        return [(column == user.org_id) & Payment.state.in_([literal(state, literal_execute=True)
+                                                               for state in states])]
+    return [(column == user.org_id) & (Payment.state == literal(state, literal_execute=True))
+            for column, states in places for state in states]
 
 
 def inbox_clause(user: User) -> ColumnElement[bool]:

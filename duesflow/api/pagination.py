@@ -49,8 +49,8 @@ def merged_page(query: Select[Any], model: Any, branches: list[ColumnElement[boo
     merged: each branch seeks its own index for at most a page, where ``OR`` let the engine walk a wider index in
     order until it had a page (SQLite walked a committee's whole history for its inbox). A row in two branches
     counts once."""
-    if not branches:
-        return page(query.where(false()), model, params)
+    if len(branches) < 2:
+        return page(query.where(*branches or [false()]), model, params)
     pages = [page(query.add_columns(model.created_at).where(branch), model, params).subquery() for branch in branches]
     merged = union(*(select(each.c.id, each.c.created_at) for each in pages)).subquery("merged")
     return select(merged.c.id).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(params["limit"] + 1)
