@@ -115,6 +115,15 @@ def viewer_parameters(user: User) -> dict[str, Any]:
     }
 
 
+# Where a payment awaits a role's action: at the org holding it, or at the committee that collected it.
+_INBOX_PLACES = ((Payment.holder_org_id, ActingOrg.HOLDER), (Payment.grassroots_org_id, ActingOrg.GRASSROOTS))
+
+
+def _written(state: str) -> ColumnElement[str]:
+    """``state`` written into the statement rather than bound."""
+    return literal(state, literal_execute=True)
+
+
 def inbox_branches(user: User) -> list[ColumnElement[bool]]:
     """``user``'s inbox as clauses to be merged (``api.pagination.merged_page``): payments held at its org in a
     state awaiting its role's action, and payments its org collected in a state awaiting its action there (a
@@ -128,15 +137,13 @@ def inbox_branches(user: User) -> list[ColumnElement[bool]]:
     if user.org_id is None or user.role not in (Role.CLERK, Role.REVIEWER, Role.CENTRAL):
         return []
     role = Role(user.role)
-    places = [(Payment.holder_org_id, sorted(state.value for state in actionable_states(role)))]
-    places.append((Payment.grassroots_org_id,
-                   sorted(state.value for state in actionable_states(role, ActingOrg.GRASSROOTS))))
+    places = [(column, sorted(state.value for state in actionable_states(role, acting)))
+              for column, acting in _INBOX_PLACES]
     places = [(column, states) for column, states in places if states]
     if len(places) == 1:
         column, states = places[0]
-        return [(column == user.org_id) & Payment.state.in_([literal(state, literal_execute=True)
-                                                               for state in states])]
-    return [(column == user.org_id) & (Payment.state == literal(state, literal_execute=True))
+        return [(column == user.org_id) & Payment.state.in_([_written(state) for state in states])]
+    return [(column == user.org_id) & (Payment.state == _written(state))
             for column, states in places for state in states]
 
 
