@@ -127,13 +127,27 @@ def _postgresql_setup(engine: Engine) -> None:
     that only reads gains nothing from them, since under READ COMMITTED every statement takes its own snapshot
     anyway; so a connection handed to such a request is in autocommit mode, and one handed to a request that may
     write (``request_may_write``), to a command or to a test is not.
+
+    A session can outlive its request (a test's app context spans several) and hand the autocommit connection of
+    a page that only read to a writer; the writer's first statement then turns autocommit off, so that its
+    statements are one transaction again. Between statements in autocommit mode the connection is idle, which is
+    when psycopg lets the mode change.
     """
     if engine.dialect.name != "postgresql":
         return
 
+    def _reads_only() -> bool:
+        return has_request_context() and not request_may_write()
+
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        dbapi_connection.autocommit = has_request_context() and not request_may_write()
+        dbapi_connection.autocommit = _reads_only()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _writer_in_a_transaction(connection: Any, *_args: Any) -> None:
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection.autocommit and not _reads_only():
+            dbapi_connection.autocommit = False
 
 
 CONTENT_SECURITY_POLICY = (

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, advance, payment_row
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from duesflow.extensions import db
 from duesflow.models import DirectRemittance, Member, Org, User
@@ -512,3 +513,28 @@ def test_a_logged_in_browser_has_no_access_to_the_api_and_api_answers_set_no_coo
     assert answer.status_code == 401 and answer.json["error"]["code"] == "unauthenticated"
     assert "Set-Cookie" not in answer.headers
     assert page.get("/inbox").status_code == 200  # and the API left the page session alone
+
+
+def test_a_write_after_a_page_that_only_read_is_one_transaction_on_postgresql(app, world, api, pages):
+    """A read-only request's connection is in autocommit mode on PostgreSQL. A test's session outlives its requests,
+    so a page that only read can hand that connection to the next request; when that one writes, its statements
+    must go back into one transaction (committed or rolled back as a whole), as in a fresh request."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("autocommit for read-only requests is PostgreSQL's")
+    payment_id = api.record(world.members["zhang"])["id"]
+    clerk = pages("clerk")
+    modes: list[tuple[str, bool]] = []
+
+    def note(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        modes.append((statement.split(None, 1)[0].upper(), conn.connection.dbapi_connection.autocommit))
+
+    assert clerk.get("/inbox").status_code == 200
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        response = clerk.post(f"/payments/{payment_id}/actions/submit")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert response.status_code in (200, 302), text(response)[:300]
+    assert payment_row(payment_id).state == "in_review"
+    assert any(verb in ("INSERT", "UPDATE") for verb, _ in modes), modes
+    assert not any(autocommit for verb, autocommit in modes if verb in ("INSERT", "UPDATE")), modes

@@ -6,7 +6,8 @@ Create Date: 2026-11-26 13:50:00
 
 A rejected payment waits in the inbox of the committee that collected it. Without this index the inbox found
 those by walking the committee's whole history newest first (505 payments at a million, ten years in); with it,
-each of the inbox's states is one seek of at most a page.
+each of the inbox's states is one seek of at most a page. Like every index migration here, it blocks writes to
+payments while PostgreSQL builds the index: upgrade a large database in a quiet moment.
 """
 from alembic import op
 
