@@ -33,6 +33,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValidationFailed(fields={"cursor": ["分页游标无效。"]}) from None
 
 
+def newest_first(rows: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """The order of every page: newest first by (``created_at``, ``id``), of a model or a subquery's columns."""
+    return rows.created_at.desc(), rows.id.desc()
+
+
 def page(query: Select[Any], model: Any, params: dict[str, Any]) -> Select[Any]:
     """Order ``query`` newest first, start after the cursor, and fetch one extra row to know if more exist."""
     if params.get("cursor"):
@@ -40,7 +45,7 @@ def page(query: Select[Any], model: Any, params: dict[str, Any]) -> Select[Any]:
         # A row value, not "a < x OR (a = x AND b < y)": both engines then seek the (created_at, id) index.
         query = query.where(tuple_(model.created_at, model.id) < tuple_(
             literal(created_at, model.created_at.type), literal(row_id, model.id.type)))
-    return query.order_by(model.created_at.desc(), model.id.desc()).limit(params["limit"] + 1)
+    return query.order_by(*newest_first(model)).limit(params["limit"] + 1)
 
 
 def merged_page(query: Select[Any], model: Any, branches: list[ColumnElement[bool]],
@@ -53,7 +58,7 @@ def merged_page(query: Select[Any], model: Any, branches: list[ColumnElement[boo
         return page(query.where(*branches or [false()]), model, params)
     pages = [page(query.add_columns(model.created_at).where(branch), model, params).subquery() for branch in branches]
     merged = union(*(select(each.c.id, each.c.created_at) for each in pages)).subquery("merged")
-    return select(merged.c.id).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(params["limit"] + 1)
+    return select(merged.c.id).order_by(*newest_first(merged.c)).limit(params["limit"] + 1)
 
 
 def split(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:

@@ -105,10 +105,11 @@ def list_payments() -> Any:
     where = permissions.payment_visibility(user)
     if params.get("state"):
         where &= Payment.state == params["state"]
+    ids = select(Payment.id).where(where)
     if params.get("holder") == "me":
-        chosen = merged_page(select(Payment.id).where(where), Payment, permissions.inbox_branches(user), params)
+        chosen = merged_page(ids, Payment, permissions.inbox_branches(user), params)
     else:
-        chosen = page(select(Payment.id).where(where), Payment, params)
+        chosen = page(ids, Payment, params)
     rows, next_cursor = split(list(db.session.execute(payment_reads.page_rows(chosen))), params["limit"])
     return {"items": [payment_view(payment, user) for payment in rows], "next_cursor": next_cursor}
 

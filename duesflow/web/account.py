@@ -8,6 +8,7 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from .. import permissions, schemas
+from ..api.pagination import newest_first
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..models import Member, Notification, Org, Payment, User
@@ -29,10 +30,10 @@ def home_page(user: User) -> Any:
     elif user.role == Role.MEMBER:
         context["payments"] = list(db.session.scalars(
             select(Payment).where(permissions.payment_visibility(user))
-            .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(20)))
+            .order_by(*newest_first(Payment)).limit(20)))
         context["messages"] = list(db.session.scalars(
             select(Notification).where(Notification.member_id == user.member_id)
-            .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(20)))
+            .order_by(*newest_first(Notification)).limit(20)))
     else:
         rows = db.session.execute(select(Payment.state, func.count(), func.sum(Payment.amount))
                                   .where(permissions.payment_visibility(user)).group_by(Payment.state))

@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased, selectinload, undefer_group
 
 from .. import permissions, schemas
 from ..api.framework import load
-from ..api.pagination import page, split
+from ..api.pagination import newest_first, page, split
 from ..api.presenters import member_phone, member_summary, member_view
 from ..errors import DirectPaymentRefused, DomainError, Forbidden
 from ..extensions import db
@@ -123,7 +123,7 @@ def _member_page(user: User, member: Member, failure: FormProblem | None = None,
                  form: dict[str, Any] | None = None, transfer_failure: FormProblem | None = None) -> Any:
     payments = db.session.scalars(
         select(Payment).where(Payment.member_id == member.id, permissions.payment_visibility(user))
-        .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(100)
+        .order_by(*newest_first(Payment)).limit(100)
     )
     account = db.session.scalars(select(User).where(User.member_id == member.id)).one_or_none()
     is_own_clerk = user.role == Role.CLERK and user.org_id == member.org_id

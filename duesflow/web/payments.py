@@ -12,7 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from .. import permissions, schemas
 from ..api.framework import load
-from ..api.pagination import merged_page, page, split
+from ..api.pagination import merged_page, newest_first, page, split
 from ..api.payments import receipt_pdf_response
 from ..api.presenters import member_view
 from ..errors import DomainError, InvalidTransition, NotFound, ValidationFailed
@@ -85,8 +85,7 @@ def _batch_actions(user: User) -> list[str]:
 def _inbox_page(user: User, failure: FormProblem | None = None, selected: frozenset[int] = frozenset()) -> Any:
     params = load(schemas.PaymentQuery, {"cursor": request.args["cursor"]} if request.args.get("cursor") else {})
     chosen = merged_page(select(Payment.id), Payment, permissions.inbox_branches(user), params).subquery()
-    inbox = select(Payment).join(chosen, chosen.c.id == Payment.id).order_by(
-        Payment.created_at.desc(), Payment.id.desc())
+    inbox = select(Payment).join(chosen, chosen.c.id == Payment.id).order_by(*newest_first(Payment))
     rows, next_cursor = _listed(inbox, params)
     return render_template("inbox.html", user=user, payments=rows, next_cursor=next_cursor,
                            batch_actions=_batch_actions(user), problem=failure,
