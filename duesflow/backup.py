@@ -29,7 +29,7 @@ PG_DUMP_HINT = (
     "本命令只能备份 SQLite 数据库。PostgreSQL 请用 pg_dump 做一致性备份，例如 "
     "`pg_dump -Fc -d DBNAME -f duesflow.dump`（恢复：pg_restore -d DBNAME duesflow.dump）；"
     "需要按时间点恢复时，请配置 WAL 归档（archive_mode/archive_command）并定期做 pg_basebackup。"
-    "详见 README 的 Reliability 一节。"
+    "详见 docs/operations.md 的 Backups 一节。"
 )
 
 

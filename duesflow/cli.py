@@ -188,7 +188,7 @@ def send_notifications(limit: int) -> None:
 
 @click.command("generate-data-key")
 def generate_data_key() -> None:
-    """Print a new random key for DUESFLOW_DATA_KEY (README, "Personal data": keep it secret, keep it safe)."""
+    """Print a new random key for DUESFLOW_DATA_KEY (docs/personal-data.md: keep it secret, keep it safe)."""
     from .personal_data import generate_key
 
     click.echo(generate_key())

@@ -54,7 +54,7 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "MAX_AMOUNT": Decimal(env("DUESFLOW_MAX_AMOUNT", "10000000.00")),
         "REDIS_URL": env("DUESFLOW_REDIS_URL") or None,
         # Notifications (SPEC §9): a sender named as "module:factory", else SMTP when a URL is given, else none
-        # (messages are kept and shown on the member's page). See README, "Notifications".
+        # (messages are kept and shown on the member's page). See docs/features.md, "Notifications".
         "NOTIFICATION_SENDER": env("DUESFLOW_NOTIFICATION_SENDER") or None,
         "SMTP_URL": env("DUESFLOW_SMTP_URL") or None,
         "MAIL_FROM": env("DUESFLOW_MAIL_FROM") or None,

@@ -53,7 +53,7 @@ class SmtpSender:
 
     def message(self, message: OutgoingMessage) -> EmailMessage:
         """The e-mail of an outbox message. Its Message-ID is derived from the outbox row, so a copy sent again
-        after a crash (see README, "Notifications") is recognisably the same message."""
+        after a crash (see docs/features.md, "Notifications") is recognisably the same message."""
         mail = EmailMessage()
         mail["From"] = self.mail_from
         mail["To"] = message.recipient

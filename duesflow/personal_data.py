@@ -3,7 +3,7 @@
 Each value is stored as a Fernet token (AES-128-CBC with HMAC-SHA256, random IV) under the current data key;
 beside it a blind index, HMAC-SHA256 of the normalised value under a key derived from the same data key, lets
 an exact value be found without decrypting every row. Retired keys stay readable until ``rotate-data-key``
-has re-encrypted every row under the current key (README, "Personal data").
+has re-encrypted every row under the current key (docs/personal-data.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ is documented (status code, content type, schema).
 The run in the suite is seeded and small: for every operation, schemathesis' coverage cases (boundary values,
 missing, extra and wrongly typed fields; the roles taking turns), then FUZZ_EXAMPLES generated cases per role,
 schema-valid and invalid, with path ids drawn half the time from the objects that exist, so that requests reach
-the views' logic and not only their 404s. A longer run (see the README, "Reliability"):
+the views' logic and not only their 404s. A longer run (see docs/reliability.md):
 
     DUESFLOW_FUZZ_EXAMPLES=200 python -m pytest tests/test_fuzz.py -q
 """
@@ -48,7 +48,7 @@ ROLES = [None, "member", "clerk", "tiedong", "central", "admin"]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
 WORKFLOW_WORDS = ["submit", "forward", "return", "reject", "confirm", "withdraw", "refund", "receive"]
-# Every fuzz case sent in this session, by outcome: the figures the README quotes.
+# Every fuzz case sent in this session, by outcome: the figures docs/reliability.md quotes.
 SENT: Counter[str] = Counter()
 
 

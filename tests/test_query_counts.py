@@ -110,7 +110,7 @@ def _resolve(api: Api, user: str, path: str) -> str:
     return path.format(cursor=first_cursor(api, user, path.replace("&cursor={cursor}", "")))
 
 
-# Filled by the tests below and printed at the end of the session with -s: the counts the README quotes.
+# Filled by the tests below and printed at the end of the session with -s: the counts docs/speed.md quotes.
 OBSERVED: dict[str, tuple[int, int]] = {}
 
 

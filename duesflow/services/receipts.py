@@ -18,7 +18,7 @@ from ..timeutil import beijing_today
 from ..workflow import RECEIPT_TRANSITIONS, ReceiptChange
 from .audit import append_event
 
-# No 0/O and no 1/I/L. 31 symbols: 8 of them carry 39.6 bits (see README, "Verification codes").
+# No 0/O and no 1/I/L. 31 symbols: 8 of them carry 39.6 bits (see docs/decisions.md, "Verification codes").
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 ISSUER = "中共中央组织部"
