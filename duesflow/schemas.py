@@ -4,6 +4,7 @@ document is generated from these same classes."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from . import identity
 from .dues import INCOME_CATEGORIES, DuesCategory
+from .errors import InvalidAmount, ValidationFailed
 from .money import JsonNumber, format_amount, parse_amount
 from .timeutil import beijing_iso
 from .workflow import OrgKind, Role, State
@@ -639,3 +641,23 @@ class RegisterQuery(Schema):
 
     scope = fields.String(load_default="all", validate=validate.OneOf(["all", "undelivered"]),
                           metadata={"description": "all live receipts (default), or only those not yet signed for"})
+
+
+# ---- loading ----------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def shared(schema: type[Schema]) -> Schema:
+    """One instance of ``schema`` per process: building a schema costs more than most loads and dumps."""
+    return schema()
+
+
+def load(schema: type[Schema], data: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``data``; 422 with per-field messages (``invalid_amount`` when the amount is what is wrong)."""
+    try:
+        return shared(schema).load(data)
+    except ValidationError as error:
+        messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        if "amount" in messages and "_schema" not in messages:
+            raise InvalidAmount(fields=messages) from None
+        raise ValidationFailed(fields=messages) from None

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, current_app, g, request
-from marshmallow import Schema, ValidationError, fields, missing
+from marshmallow import Schema, fields, missing
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 
 from ..errors import (
     DomainError,
-    InvalidAmount,
     MalformedRequest,
     RequestTooLarge,
     Unauthenticated,
@@ -24,6 +23,7 @@ from ..errors import (
 from ..extensions import db
 from ..models import User
 from ..money import JsonNumber
+from ..schemas import load, shared
 from ..services import access_log
 from ..services import auth as auth_service
 
@@ -80,12 +80,6 @@ def parse_json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise MalformedRequest("请求体必须是 JSON 对象。")
     return body
-
-
-@functools.cache
-def shared(schema: type[Schema]) -> Schema:
-    """One instance of ``schema`` per process: building a schema costs more than most loads and dumps."""
-    return schema()
 
 
 def _value_of(obj: Any, key: str) -> Any:
@@ -148,17 +142,6 @@ def dumper(schema: type[Schema]) -> Callable[[Any], Any]:
     The fields' own ``_serialize`` still writes each value, so formats stay those of ``schemas.py``; a schema
     this cannot compile keeps marshmallow's dump. The test suite checks every answer against marshmallow's."""
     return _compile(shared(schema)) or shared(schema).dump
-
-
-def load(schema: type[Schema], data: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``data``; 422 with per-field messages (``invalid_amount`` when the amount is what is wrong)."""
-    try:
-        return shared(schema).load(data)
-    except ValidationError as error:
-        messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
-        if "amount" in messages and "_schema" not in messages:
-            raise InvalidAmount(fields=messages) from None
-        raise ValidationFailed(fields=messages) from None
 
 
 def read_body(schema: type[Schema]) -> dict[str, Any]:

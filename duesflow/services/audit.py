@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import raiseload
 
 from ..extensions import db, insert_on_conflict
@@ -24,29 +24,24 @@ from ..money import format_amount
 GENESIS_HASH = "0" * 64
 
 
-def _content(event: Event) -> str:
-    return json.dumps(
-        {
-            "payment_id": event.payment_id,
-            "action": event.action,
-            "from_state": event.from_state,
-            "to_state": event.to_state,
-            "from_org_id": event.from_org_id,
-            "to_org_id": event.to_org_id,
-            "actor_id": event.actor_id,
-            "note": event.note,
-            "details": event.details,
-            "at": event.at.isoformat(),
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+# The columns an event's hash covers, besides the hash of the event before it.
+HASHED_COLUMNS = ("payment_id", "action", "from_state", "to_state", "from_org_id", "to_org_id", "actor_id", "note",
+                  "details", "at")
+
+
+def _content(values: dict[str, Any]) -> str:
+    content = {name: values[name] for name in HASHED_COLUMNS}
+    content["at"] = values["at"].isoformat()
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _hash(prev_hash: str, values: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + _content(values)).encode()).hexdigest()
 
 
 def event_hash(prev_hash: str, event: Event) -> str:
     """The chain hash of ``event`` given the hash of the event before it."""
-    return hashlib.sha256((prev_hash + _content(event)).encode()).hexdigest()
+    return _hash(prev_hash, {name: getattr(event, name) for name in HASHED_COLUMNS})
 
 
 def _locked_head() -> AuditHead:
@@ -94,6 +89,44 @@ def append_event(
     db.session.add(event)
     db.session.flush()
     return event
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """An event to write for a change already made to ``payment`` (which must carry its new state and holder)."""
+
+    payment: Payment
+    action: str
+    actor: User
+    from_state: str | None
+    from_org_id: int | None
+    note: str | None = None
+    details: dict[str, Any] | None = None
+
+
+def append_events(drafts: Sequence[EventDraft]) -> None:
+    """Write many events in the caller's transaction: the chain's head is locked once, the hashes are computed
+    here, and the rows go in as one executemany INSERT (the driver batches it), whatever their number."""
+    if not drafts:
+        return
+    db.session.flush()  # the payments' own changes go first, before the chain lock, as in append_event
+    head = _locked_head()
+    now = utcnow()
+    prev = head.last_hash
+    rows = []
+    for draft in drafts:
+        payment = draft.payment
+        row: dict[str, Any] = {
+            "payment_id": payment.id, "action": draft.action, "from_state": draft.from_state,
+            "to_state": payment.state, "from_org_id": draft.from_org_id, "to_org_id": payment.holder_org_id,
+            "actor_id": draft.actor.id, "note": draft.note, "details": draft.details or {}, "at": now,
+            "prev_hash": prev,
+        }
+        row["hash"] = prev = _hash(prev, row)
+        rows.append(row)
+    db.session.execute(insert(Event), rows)
+    head.last_hash = prev
+    db.session.flush()
 
 
 @dataclass(frozen=True)

@@ -7,26 +7,21 @@ as ``POST /members``; the errors of every bad row are collected with the row's n
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
 
-from .. import schemas
-from ..api.framework import load
+from .. import schemas, spreadsheets
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
+from ..messages import field_messages
 from ..models import Member, Org
 from ..personal_data import data_keys
-from ..web.forms import problem
+from ..schemas import load
+from ..spreadsheets import ImportRefused, Layout, Sheet, SheetRow
 from ..workflow import OrgKind
 from . import members
 
@@ -43,31 +38,7 @@ COLUMNS: dict[str, str] = {
     "邮箱": "email", "电子邮箱": "email", "电子邮件": "email", "email": "email",
 }
 GENDERS = {"男": "male", "女": "female", "male": "male", "female": "female"}
-READABLE_SUFFIXES = (".csv", ".xlsx")
-
-
-class ImportRefused(Exception):
-    """The file or the org cannot be imported at all (not a row-level problem)."""
-
-
-@dataclass(frozen=True)
-class SheetRow:
-    """One data row: its number in the spreadsheet and the raw text of each recognised column."""
-
-    number: int
-    cells: dict[str, str]
-    # The first cell found beyond the header's columns, if any.
-    extra: str | None = None
-    # Columns whose cell was a number in the workbook (an 18-digit ID number loses its last digits that way).
-    numeric: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Sheet:
-    """The rows of a file, and the header each field was read from (for messages)."""
-
-    headers: dict[str, str]
-    rows: list[SheetRow]
+LAYOUT = Layout(COLUMNS, required=[("name",)], rows_are="党员")
 
 
 @dataclass
@@ -89,88 +60,8 @@ def target_org(org_id: int) -> Org:
 
 
 def read_sheet(path: Path) -> Sheet:
-    """The header and data rows of a CSV (UTF-8, with or without BOM) or XLSX (first worksheet) file."""
-    suffix = path.suffix.lower()
-    if suffix not in READABLE_SUFFIXES:
-        raise ImportRefused("只能导入 .csv（UTF-8 编码）或 .xlsx 文件。")
-    lines = _csv_lines(path) if suffix == ".csv" else _xlsx_lines(path)
-    header_line = next(lines, None)
-    if header_line is None:
-        raise ImportRefused("文件是空的：第1行应为表头（姓名、性别、出生日期……）。")
-    headers = _headers([text for text, _ in header_line])
-    rows = []
-    for number, line in enumerate(lines, start=2):
-        if all(text == "" for text, _ in line):
-            continue  # blank lines are common at the end of a sheet
-        cells = {column: line[index][0] for index, column in headers.items() if index < len(line)}
-        numeric = frozenset(column for index, column in headers.items() if index < len(line) and line[index][1])
-        extra = next((text for index, (text, _) in enumerate(line) if index not in headers and text), None)
-        rows.append(SheetRow(number, cells, extra, numeric))
-    if not rows:
-        raise ImportRefused("文件中只有表头，没有党员数据。")
-    return Sheet({column: header_line[index][0] for index, column in headers.items()}, rows)
-
-
-def _headers(labels: list[str]) -> dict[int, str]:
-    """Column index → member field; refuses unknown, repeated or missing (姓名) columns."""
-    found: dict[int, str] = {}
-    unknown = []
-    for index, label in enumerate(labels):
-        if label == "":
-            continue
-        column = COLUMNS.get(label.strip().lower())
-        if column is None:
-            unknown.append(label)
-        elif column in found.values():
-            raise ImportRefused(f"表头中“{label}”一列重复。")
-        else:
-            found[index] = column
-    if unknown:
-        accepted = "、".join(dict.fromkeys(label for label in COLUMNS if not label.isascii()))
-        raise ImportRefused(f"不认识的列：{'、'.join(unknown)}。可用的列：{accepted}（或对应的英文列名）。")
-    if "name" not in found.values():
-        raise ImportRefused("表头中缺少“姓名”（name）一列。")
-    return found
-
-
-def _csv_lines(path: Path) -> Iterator[list[tuple[str, bool]]]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ImportRefused("CSV 文件不是 UTF-8 编码。请在 Excel 中“另存为 → CSV UTF-8（逗号分隔）”后再导入。"
-                            ) from None
-    for line in csv.reader(io.StringIO(text, newline="")):
-        yield [(cell.strip(), False) for cell in line]
-
-
-def _xlsx_lines(path: Path) -> Iterator[list[tuple[str, bool]]]:
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, SyntaxError, OSError) as error:
-        # what openpyxl raises for a file that is no workbook or a damaged one (SyntaxError: bad XML)
-        raise ImportRefused(f"无法读取 XLSX 文件：{error}") from None
-    try:
-        for line in book.worksheets[0].iter_rows(values_only=True):
-            yield [_cell_text(value) for value in line]
-    finally:
-        book.close()
-
-
-def _cell_text(value: Any) -> tuple[str, bool]:
-    """A workbook cell as the text a CSV would hold, and whether it was a number."""
-    if value is None:
-        return "", False
-    if isinstance(value, datetime):
-        return (value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()), False
-    if isinstance(value, date):
-        return value.isoformat(), False
-    if isinstance(value, bool):
-        return str(value), False
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)), True
-    if isinstance(value, int | float):
-        return str(value), True
-    return str(value).strip(), False
+    """The header and data rows of a member register (CSV or XLSX)."""
+    return spreadsheets.read_sheet(path, LAYOUT)
 
 
 def import_rows(org: Org, sheet: Sheet, rows: Iterable[SheetRow]) -> ImportResult:
@@ -231,7 +122,7 @@ def _field_error(column: str, message: str) -> DomainError:
 def _messages(error: DomainError, row: SheetRow, sheet: Sheet) -> list[str]:
     """The error's messages in the pages' language (web.forms translates marshmallow's), each naming its column
     as the file's header wrote it."""
-    found = problem(error).fields or {"_schema": [error.message]}
+    found = field_messages(error) or {"_schema": [error.message]}
     texts = []
     for column, messages in found.items():
         label = sheet.headers.get(column)
