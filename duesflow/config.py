@@ -79,6 +79,9 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         # An in-flight idempotency claim older than this belongs to a request that died; it may be retaken.
         "IDEMPOTENCY_CLAIM_TIMEOUT": timedelta(seconds=60),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Batch entry of payments (SPEC §9): rows per batch, and the body that endpoint alone may send.
+        "MAX_BATCH_ROWS": int(env("DUESFLOW_MAX_BATCH_ROWS", "10000")),
+        "MAX_BATCH_BYTES": 8 * 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env("DUESFLOW_SECURE_COOKIES", "0") == "1",

@@ -306,6 +306,32 @@ class PaymentCreate(Input):
     note = Text(500, allow_none=True, min_length=0)
 
 
+class PaymentBatchRow(PaymentCreate):
+    """One row of a batch entry (SPEC §9): a single payment's fields, the member named by id or by a whole
+    resident ID number of a member of the clerk's org."""
+
+    member_id = Id()
+    id_number = Normalized(18, identity.validate_resident_id)
+
+    @validates_schema
+    def _one_member(self, data: dict[str, Any], **kwargs: Any) -> None:
+        named = [name for name in ("member_id", "id_number") if data.get(name) is not None]
+        if len(named) != 1:
+            raise ValidationError("请填写党员编号或身份证号码（只填其一）。", "member_id")
+
+
+class PaymentBatch(Input):
+    """Batch entry as JSON; a CSV or XLSX upload (multipart field ``file``) carries the same columns."""
+
+    rows = fields.List(fields.Nested(PaymentBatchRow), required=True)
+
+
+class PaymentBatchOut(Schema):
+    count = fields.Integer(required=True)
+    total = Amount(required=True, metadata={"type": "string", "example": "250000.00"})
+    payment_ids = fields.List(fields.Integer(), required=True)
+
+
 class PaymentCorrect(Input):
     amount = Amount(metadata={"type": "string", "example": "1000.00"})
     collected_on = IsoDate()
@@ -526,7 +552,8 @@ class DuesOut(Schema):
 # ---- operations (SPEC §9): transfer batches, refunds and returns, receipt delivery -------------------------
 
 # One bank transfer, one printed list: a batch larger than this is a mistake, not a workload.
-MAX_TRANSFER_PAYMENTS = 500
+# SPEC §9: a transfer holds up to 10,000 payments (a campaign forwards thousands at once).
+MAX_TRANSFER_PAYMENTS = 10_000
 
 
 class TransferCreate(Input):
@@ -541,6 +568,12 @@ class TransferCreate(Input):
         ids = data.get("payment_ids") or []
         if len(set(ids)) != len(ids):
             raise ValidationError("每笔款项只能选一次。", "payment_ids")
+
+
+class TransferConfirmOut(Schema):
+    count = fields.Integer(required=True)
+    first_number = fields.String(allow_none=True, required=True, metadata={"example": "2026-000101"})
+    last_number = fields.String(allow_none=True, required=True, metadata={"example": "2026-000350"})
 
 
 class TransferReceive(Input):

@@ -12,6 +12,7 @@ from . import (  # noqa: E402,F401
     members,
     meta,
     orgs,
+    payment_batch,
     payments,
     refunds,
     remittances,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
@@ -78,21 +79,29 @@ def create_payment() -> Any:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return _recorded_view(record_payment(user, PaymentInput(**read_body(schemas.PaymentCreate))), user)
-    raw_body = parse_json_body()
-    claim = idempotency.claim(user, key, raw_body)
+
+    def recorded() -> Any:
+        data = read_body(schemas.PaymentCreate)
+        return dumper(schemas.PaymentOut)(_recorded_view(record_payment(user, PaymentInput(**data)), user))
+
+    return answer_once(user, key, parse_json_body(), 201, recorded)
+
+
+def answer_once(user: User, key: str, fingerprint: Any, status: int, produce: Callable[[], Any]) -> Any:
+    """The answer of ``produce()`` (a JSON-ready value) for a request with an Idempotency-Key, stored with the work
+    it describes; a replay of ``fingerprint`` under the same key gets the stored answer (SPEC §7)."""
+    claim = idempotency.claim(user, key, fingerprint)
     if isinstance(claim, idempotency.Replay):
         return current_app.response_class(claim.body, status=claim.status, mimetype="application/json")
     claim_id = claim.id
     try:
-        data = read_body(schemas.PaymentCreate)
-        view = dumper(schemas.PaymentOut)(_recorded_view(record_payment(user, PaymentInput(**data)), user))
-        text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
-        idempotency.complete(claim, 201, text)
+        text = json.dumps(produce(), ensure_ascii=False, separators=(",", ":"))
+        idempotency.complete(claim, status, text)
         db.session.commit()
     except BaseException:
         idempotency.release(claim_id)
         raise
-    return current_app.response_class(text, status=201, mimetype="application/json")
+    return current_app.response_class(text, status=status, mimetype="application/json")
 
 
 @bp.get("/payments")

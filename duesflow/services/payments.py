@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -58,6 +59,35 @@ class PaymentInput:
     note: str | None = None
 
 
+def check_regular_dues(paid: bool) -> None:
+    if not paid:
+        raise RegularDuesUnpaid()
+
+
+# What every payment must satisfy once its body is well-formed, in the order a single recording checks them; a
+# batch runs each one on every row to report all that is wrong.
+PAYMENT_RULES: tuple[Callable[[PaymentInput], None], ...] = (
+    lambda data: check_amount(data.amount),
+    lambda data: check_regular_dues(data.regular_dues_paid),
+    lambda data: check_collected_on(data.collected_on),
+)
+
+NO_SUCH_MEMBER = "本单位没有这名党员。"
+
+
+def recording_org(clerk: User) -> Org:
+    """The org a clerk records payments for: 403 for a member (direct payment) or another role, 422 when the org
+    is deactivated."""
+    if clerk.role == Role.MEMBER:
+        raise DirectPaymentRefused()
+    permissions.require_role(clerk, Role.CLERK)
+    org = clerk.org
+    assert org is not None
+    if not org.active:
+        raise ValidationFailed("本单位已停用，不能登记新的款项。")
+    return org
+
+
 def record_payment(clerk: User, data: PaymentInput) -> Payment:
     """A clerk records money collected from one of its org's members; writes the ``record`` event."""
     if clerk.role == Role.MEMBER:
@@ -67,15 +97,10 @@ def record_payment(clerk: User, data: PaymentInput) -> Payment:
         select(Member).where(Member.id == data.member_id, Member.org_id == clerk.org_id)
     ).one_or_none()
     if member is None:
-        raise ValidationFailed(fields={"member_id": ["本单位没有这名党员。"]})
-    check_amount(data.amount)
-    if not data.regular_dues_paid:
-        raise RegularDuesUnpaid()
-    check_collected_on(data.collected_on)
-    org = clerk.org
-    assert org is not None
-    if not org.active:
-        raise ValidationFailed("本单位已停用，不能登记新的款项。")
+        raise ValidationFailed(fields={"member_id": [NO_SUCH_MEMBER]})
+    for rule in PAYMENT_RULES:
+        rule(data)
+    org = recording_org(clerk)
     now = utcnow()
     payment = Payment(
         member=member,
