@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, exists, false, literal, or_, select, true
 from sqlalchemy.orm import joinedload
 
-from .errors import Forbidden, InvalidTransition, NotFound
+from .errors import Forbidden, FundsNotReceived, InvalidTransition, NotFound
 from .extensions import db
 from .models import Member, Org, Payment, Transfer, User
 from .workflow import (
@@ -329,6 +329,17 @@ def check_receive(user: User, transfer: Transfer) -> None:
         raise InvalidTransition("该汇总上缴单不是上缴给本单位的。")
     if transfer.state != "sent":
         raise InvalidTransition("该汇总上缴单已确认到账。")
+
+
+def check_confirm_transfer(user: User, transfer: Transfer) -> None:
+    """Confirming a transfer as a whole (SPEC §9): 403 unless central; 409 unless it was sent to the caller's org
+    (central) and its money has been received."""
+    if user.role != Role.CENTRAL:
+        raise Forbidden("只有中央组织部工作人员可以确认开具收据。")
+    if transfer.to_org_id != user.org_id:
+        raise InvalidTransition("该汇总上缴单不是上缴到中央组织部的。")
+    if transfer.state != "received":
+        raise FundsNotReceived(f"汇总上缴单 #{transfer.id} 的款项尚未确认到账，暂不能确认开具收据。")
 
 
 def check_delivery(user: User, payment: Payment) -> None:

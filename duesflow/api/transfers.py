@@ -7,12 +7,13 @@ from typing import Any
 from flask import current_app
 
 from .. import permissions, schemas
-from ..errors import AmountMismatch, Forbidden, InvalidTransition, NotEligible, NotFound
+from ..errors import AmountMismatch, Forbidden, FundsNotReceived, InvalidTransition, NotEligible, NotFound
 from ..extensions import db
 from ..models import Transfer, User
 from ..receipts.registers import TransferListContent, TransferListLine, render_transfer_list_pdf
 from ..services.transfers import (
     TransferInput,
+    confirm_transfer,
     create_transfer,
     receive_transfer,
     transfer_payments,
@@ -95,6 +96,19 @@ def receive_transfer_view(transfer_id: int) -> Any:
         db.session.commit()  # the discrepancy stays on record although the answer is an error
         raise
     return transfer_view(transfer)
+
+
+@bp.post("/transfers/<int:transfer_id>/confirm")
+@endpoint(summary="Confirm a received transfer into central as a whole (central): every payment of it still "
+                  "at_central is receipted, consecutive receipt numbers in the order of the payments' ids",
+          response=schemas.TransferConfirmOut,
+          errors=(Forbidden, NotFound, InvalidTransition, FundsNotReceived))
+def confirm_transfer_view(transfer_id: int) -> Any:
+    user = current_user()
+    permissions.require_operations_role(user)
+    transfer = permissions.visible_transfer_or_404(user, transfer_id)
+    confirmed = confirm_transfer(user, transfer)
+    return {"count": confirmed.count, "first_number": confirmed.first_number, "last_number": confirmed.last_number}
 
 
 def transfer_list_content(transfer: Transfer) -> TransferListContent:

@@ -17,16 +17,17 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from flask import Flask, Response, current_app
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..mail import OutgoingMessage, Sender, sender_from_config
-from ..models import Notification, Payment, Receipt, utcnow
+from ..models import Member, Notification, Org, Payment, Receipt, utcnow
 from ..receipts.capitals import format_yuan
 from ..receipts.pdf import chinese_date
 from .receipts import ISSUER
@@ -39,20 +40,28 @@ SENDER_EXTENSION = "duesflow.notification_sender"
 _QUEUED = "duesflow.queued_notifications"
 
 
+def _receipt_issued_message(member_name: str, org_name: str, amount: Decimal, collected_on: date, number: str,
+                            issued_on: date) -> tuple[str, str]:
+    """The subject and body telling a member a receipt was issued."""
+    subject = f"您的自愿多交党费纪念收据已开具（{number}）"
+    body = (
+        f"{member_name}同志：\n\n"
+        f"您于{chinese_date(collected_on)}通过{org_name}交纳的自愿多交党费"
+        f" {format_yuan(amount)}，已由{ISSUER}确认收到，并于{chinese_date(issued_on)}开具纪念收据，"
+        f"编号 {number}。\n\n"
+        f"收据将经党组织逐级转交，由{org_name}交给您本人签收；"
+        f"您也可以登录 {current_app.config['PUBLIC_URL']}/ 下载收据（PDF）。\n\n"
+        f"{ISSUER}"
+    )
+    return subject, body
+
+
 def queue_receipt_issued(payment: Payment, receipt: Receipt) -> Notification:
     """Write the member's message about the new receipt, in the caller's transaction. A member without an e-mail
     address gets it ``kept``: it is shown on the member's page only."""
     member = payment.member
-    subject = f"您的自愿多交党费纪念收据已开具（{receipt.number}）"
-    body = (
-        f"{member.name}同志：\n\n"
-        f"您于{chinese_date(payment.collected_on)}通过{payment.grassroots_org.name}交纳的自愿多交党费"
-        f" {format_yuan(payment.amount)}，已由{ISSUER}确认收到，并于{chinese_date(receipt.issued_on)}开具纪念收据，"
-        f"编号 {receipt.number}。\n\n"
-        f"收据将经党组织逐级转交，由{payment.grassroots_org.name}交给您本人签收；"
-        f"您也可以登录 {current_app.config['PUBLIC_URL']}/ 下载收据（PDF）。\n\n"
-        f"{ISSUER}"
-    )
+    subject, body = _receipt_issued_message(member.name, payment.grassroots_org.name, payment.amount,
+                                            payment.collected_on, receipt.number, receipt.issued_on)
     now = utcnow()
     notification = Notification(
         member_id=member.id, payment_id=payment.id, kind=RECEIPT_ISSUED, recipient=member.email,
@@ -63,6 +72,28 @@ def queue_receipt_issued(payment: Payment, receipt: Receipt) -> Notification:
     db.session.flush()
     db.session.info.setdefault(_QUEUED, []).append(notification.id)
     return notification
+
+
+def queue_receipts_issued(numbers: dict[int, str], issued_on: date) -> None:
+    """The messages of a bulk confirmation (payment id → receipt number), in the caller's transaction: one SELECT
+    of what they show and one executemany INSERT. They are not tried right after the request (thousands of sends
+    would hold its worker): ``send-notifications`` sends them."""
+    if not numbers:
+        return
+    now = utcnow()
+    shown = db.session.execute(
+        select(Payment.id, Payment.member_id, Member.name, Member.email, Org.name, Payment.amount,
+               Payment.collected_on)
+        .join(Member, Member.id == Payment.member_id).join(Org, Org.id == Payment.grassroots_org_id)
+        .where(Payment.id.in_(list(numbers))).order_by(Payment.id)
+    )
+    rows = []
+    for payment_id, member_id, name, email, org_name, amount, collected_on in shown:
+        subject, body = _receipt_issued_message(name, org_name, amount, collected_on, numbers[payment_id], issued_on)
+        rows.append({"member_id": member_id, "payment_id": payment_id, "kind": RECEIPT_ISSUED, "recipient": email,
+                     "subject": subject, "body": body, "state": "pending" if email else "kept", "attempts": 0,
+                     "next_attempt_at": now, "created_at": now})
+    db.session.execute(insert(Notification), rows)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from .. import permissions
 from ..errors import ReceiptNotFound
@@ -37,9 +37,9 @@ def receipt_number(year: int, sequence: int) -> str:
     return f"{year:04d}-{sequence:06d}"
 
 
-def _next_sequence(year: int) -> int:
-    """Take the next number of ``year``. The counter row stays locked until commit, so numbers have no gaps:
-    a transaction that rolls back gives its number back with it."""
+def _next_sequence(year: int, count: int = 1) -> int:
+    """Take the next ``count`` numbers of ``year``; gives the last of them. The counter row stays locked until
+    commit, so numbers have no gaps: a transaction that rolls back gives its numbers back with it."""
     db.session.execute(
         insert_on_conflict()(ReceiptSequence).values(year=year, last_number=0)
         .on_conflict_do_nothing(index_elements=["year"])
@@ -47,7 +47,7 @@ def _next_sequence(year: int) -> int:
     return db.session.execute(
         update(ReceiptSequence)
         .where(ReceiptSequence.year == year)
-        .values(last_number=ReceiptSequence.last_number + 1)
+        .values(last_number=ReceiptSequence.last_number + count)
         .returning(ReceiptSequence.last_number)
     ).scalar_one()
 
@@ -69,6 +69,23 @@ def issue_receipt(payment: Payment) -> Receipt:
     db.session.add(receipt)
     db.session.flush()
     return receipt
+
+
+def issue_receipts(payment_ids: list[int]) -> tuple[date, list[tuple[int, str]]]:
+    """Issue the receipts of many payments being confirmed, in the caller's transaction: consecutive numbers in the
+    order given, taken under the same counter lock as a single confirmation's (so none is skipped or doubled
+    beside concurrent ones), one executemany INSERT. Gives the day of issue and (payment id, number) in order."""
+    issued_on, issued_at = beijing_today(), utcnow()
+    if not payment_ids:
+        return issued_on, []
+    last = _next_sequence(issued_on.year, len(payment_ids))
+    first = last - len(payment_ids) + 1
+    rows = [{"payment_id": payment_id, "number": receipt_number(issued_on.year, sequence), "year": issued_on.year,
+             "sequence": sequence, "verification_code": new_verification_code(), "version": 1,
+             "issued_on": issued_on, "issued_at": issued_at, "voided": False}
+            for payment_id, sequence in zip(payment_ids, range(first, last + 1), strict=True)]
+    db.session.execute(insert(Receipt), rows)
+    return issued_on, [(row["payment_id"], row["number"]) for row in rows]
 
 
 def change_receipt(payment: Payment, change: ReceiptChange, user: User, *, reason: str) -> Receipt:

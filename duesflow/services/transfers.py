@@ -16,6 +16,7 @@ from ..extensions import db
 from ..models import Event, Payment, Transfer, TransferDiscrepancy, TransferItem, User, utcnow
 from ..receipts.capitals import format_yuan
 from ..workflow import STATE_NAMES, Action, Position, State, target
+from . import notifications, receipts
 from . import payments as payment_service
 from .audit import EventDraft, append_events
 
@@ -150,6 +151,54 @@ def receive_transfer(user: User, transfer: Transfer, amount_received: Decimal) -
     transfer.received_at = utcnow()
     db.session.flush()  # the version check: of two receivers racing, one wins here
     return transfer
+
+
+@dataclass(frozen=True)
+class ConfirmedTransfer:
+    count: int
+    first_number: str | None
+    last_number: str | None
+
+
+def confirm_transfer(user: User, transfer: Transfer) -> ConfirmedTransfer:
+    """Central confirms a received transfer as a whole (SPEC §9): every payment of it still ``at_central`` is
+    receipted, each with its own event, with consecutive receipt numbers in the order of the payments' ids, in the
+    caller's transaction. A payment that went back down and came up again in a later transfer whose money has not
+    arrived is left to that transfer. The statements do not grow with the transfer: one SELECT locking the
+    payments, one UPDATE, one INSERT (executemany) each for receipts, events and notifications."""
+    permissions.check_confirm_transfer(user, transfer)
+    later_unreceived = (
+        select(TransferItem.id).join(Transfer, Transfer.id == TransferItem.transfer_id)
+        .where(TransferItem.payment_id == Payment.id, Transfer.id > transfer.id,
+               Transfer.to_org_id == transfer.to_org_id, Transfer.state != "received")
+    )
+    confirmable = db.session.execute(
+        select(Payment.id, Payment.grassroots_org_id)
+        .where(Payment.id.in_(select(TransferItem.payment_id).where(TransferItem.transfer_id == transfer.id)),
+               Payment.state == State.AT_CENTRAL.value, ~later_unreceived.exists())
+        .order_by(Payment.id)
+        .with_for_update(of=Payment)
+    ).all()
+    if not confirmable:
+        return ConfirmedTransfer(0, None, None)
+    ids = [payment_id for payment_id, _org in confirmable]
+    receipted = State.RECEIPTED.value
+    db.session.execute(
+        update(Payment).where(Payment.id.in_(ids))
+        .values(state=receipted, updated_at=utcnow(), version=Payment.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    issued_on, numbers = receipts.issue_receipts(ids)
+    append_events([
+        EventDraft(payment=Payment(id=payment_id, state=receipted, holder_org_id=transfer.to_org_id,
+                                   grassroots_org_id=grassroots_org_id),
+                   action=Action.CONFIRM.value, actor=user, from_state=State.AT_CENTRAL.value,
+                   from_org_id=transfer.to_org_id,
+                   details={"receipt_number": number, "transfer_id": transfer.id})
+        for (payment_id, grassroots_org_id), (_id, number) in zip(confirmable, numbers, strict=True)
+    ])
+    notifications.queue_receipts_issued(dict(numbers), issued_on)
+    return ConfirmedTransfer(len(numbers), numbers[0][1], numbers[-1][1])
 
 
 def arrival_transfer_id(payment: Payment) -> int | None:

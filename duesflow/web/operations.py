@@ -22,13 +22,14 @@ from ..services.refunds import owed
 from ..services.remittances import check_return, return_direct_remittance
 from ..services.transfers import (
     TransferInput,
+    confirm_transfer,
     create_transfer,
     receive_transfer,
     transfer_payments,
     visible_transfers,
 )
 from ..timeutil import beijing_today
-from ..workflow import TRANSFER_MOVES, Role
+from ..workflow import TRANSFER_MOVES, Role, State
 from . import bp
 from .central import _page as remittances_page
 from .common import login_required
@@ -79,9 +80,12 @@ def send_transfer(user: User) -> Any:
 
 
 def _transfer_page(user: User, transfer: Transfer, failure: FormProblem | None = None) -> Any:
+    payments = transfer_payments(transfer)
+    awaiting = sum(payment.state == State.AT_CENTRAL for payment in payments)
     return render_template(
-        "transfer.html", user=user, transfer=transfer, payments=transfer_payments(transfer),
+        "transfer.html", user=user, transfer=transfer, payments=payments,
         may_receive=_allowed(permissions.check_receive, user, transfer),
+        may_confirm=awaiting if awaiting and _allowed(permissions.check_confirm_transfer, user, transfer) else 0,
         problem=failure,
     ), failure.status if failure else 200
 
@@ -109,6 +113,24 @@ def receive_transfer_form(user: User, transfer_id: int) -> Any:
         failure = error if isinstance(error, DomainError) else InvalidTransition("该上缴单刚被他人确认到账。")
         return _transfer_page(user, permissions.visible_transfer_or_404(user, transfer_id), problem(failure))
     flash(f"上缴单 #{transfer.id} 已确认到账。")
+    return redirect(url_for("web.transfer_detail", transfer_id=transfer.id))
+
+
+@bp.post("/transfers/<int:transfer_id>/confirm")
+@login_required(*OFFICE_ROLES)
+def confirm_transfer_form(user: User, transfer_id: int) -> Any:
+    transfer = permissions.visible_transfer_or_404(user, transfer_id)
+    try:
+        confirmed = confirm_transfer(user, transfer)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        return _transfer_page(user, permissions.visible_transfer_or_404(user, transfer_id), problem(error))
+    if confirmed.count:
+        flash(f"已确认上缴单 #{transfer.id} 的 {confirmed.count} 笔款项，收据编号 {confirmed.first_number} 至 "
+              f"{confirmed.last_number}。")
+    else:
+        flash(f"上缴单 #{transfer.id} 没有待确认的款项。")
     return redirect(url_for("web.transfer_detail", transfer_id=transfer.id))
 
 
