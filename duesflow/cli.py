@@ -1,5 +1,5 @@
 """Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, sample-receipt, render-receipts,
-import-members, backup, send-notifications, generate-data-key, rotate-data-key, bench-seed."""
+import-members, import-payments, backup, send-notifications, generate-data-key, rotate-data-key, bench-seed."""
 
 from __future__ import annotations
 
@@ -153,6 +153,43 @@ def import_members(file: Path, org_id: int) -> None:
     click.echo(f"已导入 {result.imported} 名党员到 {org.name}（id {org.id}）。")
 
 
+@click.command("import-payments")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--clerk", "username", required=True, help="username of the grassroots clerk who records them")
+def import_payments(file: Path, username: str) -> None:
+    """Record a batch of payments from a CSV (UTF-8) or XLSX file, as POST /api/v1/payments/batch does: every row
+    is checked, and nothing is recorded when any row is bad (exit 1, the errors listed by row)."""
+    from sqlalchemy import select
+
+    from .models import User
+    from .receipts.capitals import format_yuan
+    from .services import payment_batch
+    from .spreadsheets import ImportRefused
+
+    clerk = db.session.scalars(select(User).where(User.username == username, User.active)).one_or_none()
+    if clerk is None:
+        raise click.ClickException(f"没有名为 {username} 的在用账户。")
+    try:
+        rows = payment_batch.rows_of_file(file)
+    except ImportRefused as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        with click.progressbar(length=2 * len(rows), label="校验并登记款项", show_pos=True,
+                               file=click.get_text_stream("stderr")) as bar:
+            result = payment_batch.record_batch(clerk, rows, progress=bar.update)
+    except DomainError as error:
+        db.session.rollback()
+        for number, columns in (error.fields or {}).get("rows", {}).items():
+            for column, messages in columns.items():
+                label = "" if column == "_schema" else f"（{payment_batch.LAYOUT.label(column)}）"
+                for message in messages:
+                    click.echo(f"第{number}行{label}：{message}", err=True)
+        raise click.ClickException(error.message) from None
+    db.session.commit()
+    click.echo(f"已登记 {result.count} 笔款项，合计 {format_yuan(result.total)}（款项 #{result.payment_ids[0]} 至 "
+               f"#{result.payment_ids[-1]}）。")
+
+
 @click.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--overwrite", is_flag=True, help="replace FILE if it exists")
@@ -285,3 +322,4 @@ def register(app: Flask) -> None:
     for command in (init_db, seed_orgs, create_user, demo, verify_audit, sample_receipt, render_receipts,
                     import_members, backup, send_notifications, generate_data_key, rotate_data_key, bench_seed):
         app.cli.add_command(command)
+    app.cli.add_command(import_payments)

@@ -35,7 +35,7 @@ from duesflow.extensions import db
 from duesflow.models import Member, Payment
 from duesflow.services.payments import PaymentInput, act, record_payment
 from duesflow.services.remittances import record_direct_remittance
-from duesflow.services.transfers import TransferInput, create_transfer
+from duesflow.services.transfers import TransferInput, create_transfer, receive_transfer
 from duesflow.timeutil import beijing_today
 from duesflow.workflow import Action
 
@@ -60,6 +60,7 @@ NONE, RECORDED, IN_REVIEW, AT_CENTRAL, RECEIPTED = "none", "recorded", "in_revie
 REJECTED = "rejected"  # rejected by 铁东
 MEMBER, NEW_MEMBER, ORG, TIEDONG, ACCOUNT = "member", "new_member", "org", "tiedong", "account"
 TRANSFER, REMITTANCE = "transfer", "remittance"  # a batch 北门 → 铁东 of one payment; a refused direct remittance
+CENTRAL_TRANSFER = "central_transfer"  # a batch 吉林 → central of one 北门 payment, whose money central received
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ DELIVERY_BODY = {"delivered_on": TODAY["on"], "signed_by": "张建国"}
 TRANSFER_BODY = lambda c: {"payment_ids": [c.obj], "bank_reference": f"BANK{c.unique}"}  # noqa: E731
 TRANSFER_FORM = lambda c: {"payment_id": str(c.obj), "bank_reference": f"BANK{c.unique}"}  # noqa: E731
 RECEIVE_BODY = {"amount_received": "1000.00"}
+BATCH_BODY = lambda c: {"rows": [PAYMENT_BODY(c)]}  # noqa: E731
 
 # ---- the API -----------------------------------------------------------------------------------------
 # method, rule, variant, object,      anonymous, admin, clerk, reviewer, central, member
@@ -208,6 +210,9 @@ API_ROWS = [
         403, reviewer_up=409, body=RECEIVE_BODY),
     row("GET", f"{API}/transfers/<int:transfer_id>/list.pdf", "", TRANSFER, 401, 403, "2xx/404", "2xx/404", "2xx",
         403),
+    row("POST", f"{API}/transfers/<int:transfer_id>/confirm", "", CENTRAL_TRANSFER, 401, 403, 404, 404, "2xx", 403,
+        reviewer_up=403),
+    row("POST", f"{API}/payments/batch", "", NONE, 401, 403, "2xx/422", 403, 403, 403, body=BATCH_BODY),
 ]
 
 # ---- the pages ---------------------------------------------------------------------------------------
@@ -299,6 +304,10 @@ PAGE_ROWS = [
         reviewer_up=409, body=RECEIVE_BODY),
     row("GET", "/transfers/<int:transfer_id>/list.pdf", "", TRANSFER, "login", 403, "2xx/404", "2xx/404", "2xx",
         403),
+    row("POST", "/transfers/<int:transfer_id>/confirm", "", CENTRAL_TRANSFER, "login", 403, 404, 404, "3xx", 403,
+        reviewer_up=403),
+    row("GET", "/payments/import-template.xlsx", "", NONE, "login", 403, "2xx", 403, 403, 403),
+    row("POST", "/payments/import", "", NONE, "login", 403, 422, 403, 403, 403),  # no file: 422 for any clerk
 ]
 
 ROWS = API_ROWS + PAGE_ROWS
@@ -346,6 +355,12 @@ def make_object(world: World, kind: str, actor: str, unique: str) -> Any:
     if kind == TRANSFER:
         payment = make_payment(world, RECORDED)
         return create_transfer(world.users["clerk"], TransferInput([payment.id], f"BANK{unique}")).id
+    if kind == CENTRAL_TRANSFER:
+        payment = make_payment(world, RECORDED)
+        for action, username in PATH_TO_CENTRAL[:3]:
+            act(payment, Action(action), world.users[username])
+        transfer = create_transfer(world.users["jilin"], TransferInput([payment.id], f"BANK{unique}"))
+        return receive_transfer(world.users["central"], transfer, transfer.total).id
     if kind == REMITTANCE:
         return record_direct_remittance(world.users["central"], {
             "remitter_name": "赵六", "amount": Decimal("500"), "received_on": beijing_today()}).id

@@ -165,3 +165,50 @@ def test_the_events_join_the_audit_chain(api: Api, world: World) -> None:
     api.record(world.members["zhang"])
     assert db.session.scalar(select(func.count()).select_from(Event)) == 7
     assert verify_audit() is None
+
+
+# ---- the clerk's entry page ----------------------------------------------------------------------------
+
+
+def test_the_clerk_uploads_a_batch_on_the_entry_page_and_sees_every_bad_row(app: Any, world: World) -> None:
+    from test_transfers import login
+
+    page = login(app, "clerk")
+    shown = page.get("/payments/new").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in shown and "/payments/import-template.xlsx" in shown
+    template = page.get("/payments/import-template.xlsx")
+    assert template.status_code == 200 and template.mimetype.endswith("spreadsheetml.sheet")
+    bad = xlsx([["党员编号", "金额", "代收日期", "交纳方式", "已按规定交纳党费"],
+                [world.members["zhang"].id, "1000", TODAY, "现金", "是"],
+                [world.members["zhou"].id, "900", TODAY, "现金", "否"]])
+
+    refused = page.client.post("/payments/import",
+                               data={"csrf_token": page.csrf(), "file": (io.BytesIO(bad), "a.xlsx")},
+                               content_type="multipart/form-data")
+
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    assert 'id="batch-errors"' in html and "党员编号" in html and "已按规定交纳党费" in html and ">3<" in html
+    assert payment_count() == 0
+    good = xlsx([["党员编号", "金额", "代收日期", "交纳方式", "已按规定交纳党费"],
+                 [world.members["zhang"].id, "1000", TODAY, "现金", "是"]])
+    accepted = page.client.post("/payments/import",
+                                data={"csrf_token": page.csrf(), "file": (io.BytesIO(good), "a.xlsx")},
+                                content_type="multipart/form-data")
+    assert accepted.status_code == 302 and payment_count() == 1
+
+
+def test_import_payments_records_a_file_from_the_command_line(runner: Any, world: World, tmp_path: Any) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text(f"身份证号码,金额,代收日期,交纳方式,已按规定交纳党费\n220302199001051231,1000,{TODAY},现金,是\n",
+                    encoding="utf-8")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"党员编号,金额,代收日期,交纳方式,已按规定交纳党费\n{world.members['li'].id},500,{TODAY},现金,是\n",
+                   encoding="utf-8")
+
+    refused = runner.invoke(args=["import-payments", str(bad), "--clerk", "clerk"])
+    assert refused.exit_code == 1 and "第2行（金额）" in refused.output and payment_count() == 0
+    done = runner.invoke(args=["import-payments", str(good), "--clerk", "clerk"])
+    assert done.exit_code == 0, done.output
+    assert "已登记 1 笔款项" in done.output and payment_count() == 1
+    assert runner.invoke(args=["import-payments", str(good), "--clerk", "tiedong"]).exit_code == 1

@@ -53,6 +53,7 @@ LAYOUT = Layout(COLUMNS, required=[("member_id", "id_number"), ("amount",), ("co
 TEMPLATE_COLUMNS = ("member_id", "id_number", "amount", "collected_on", "method", "regular_dues_paid", "note")
 METHODS = {"现金": "cash", "银行转账": "bank_transfer", "微信": "wechat", "微信支付": "wechat", "支付宝": "alipay",
            "其他": "other"}
+PROGRESS_EVERY = 500  # rows validated between two reports to ``progress``
 YES_NO = {"是": True, "否": False, "true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
 
@@ -131,11 +132,13 @@ def record_batch(clerk: User, rows: list[BatchRow], *, progress: Callable[[int],
     report = progress or (lambda _n: None)
     errors: dict[str, dict[str, list[str]]] = {}
     loaded: list[tuple[BatchRow, dict[str, Any]]] = []
-    for row in rows:
+    for index, row in enumerate(rows, start=1):
         try:
             loaded.append((row, _loaded(row.body)))
         except DomainError as error:
             errors[str(row.number)] = field_messages(error)
+        if index % PROGRESS_EVERY == 0:
+            report(PROGRESS_EVERY)
     members = _members_named(org, [data for _row, data in loaded])
     inputs: list[PaymentInput] = []
     for row, data in loaded:
@@ -156,7 +159,7 @@ def record_batch(clerk: User, rows: list[BatchRow], *, progress: Callable[[int],
         if problems:
             errors[str(row.number)] = problems
         inputs.append(payment)
-    report(len(rows))
+    report(len(rows) % PROGRESS_EVERY)
     if errors:
         raise ValidationFailed(f"{len(errors)} 行有误，本批款项均未登记。请更正后重新提交整批。",
                                fields={"rows": dict(sorted(errors.items(), key=lambda item: int(item[0])))})

@@ -4,10 +4,11 @@ Reviewers and central may read the register of their subtree too (the same visib
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import and_, select
 from sqlalchemy.orm import aliased, selectinload, undefer_group
 
@@ -15,13 +16,17 @@ from .. import permissions, schemas
 from ..api.framework import load
 from ..api.pagination import newest_first, page, split
 from ..api.presenters import member_phone, member_summary, member_view
-from ..errors import DirectPaymentRefused, DomainError, Forbidden
+from ..errors import DirectPaymentRefused, DomainError, Forbidden, ValidationFailed
 from ..extensions import db
 from ..models import PERSONAL, Member, Org, Payment, User
+from ..receipts.capitals import format_yuan
+from ..report_files import XLSX_MIMETYPE
 from ..schemas import PAYMENT_METHODS
 from ..services import members as member_service
+from ..services import payment_batch
 from ..services import users as user_service
 from ..services.payments import PaymentInput, correct_payment, record_payment
+from ..spreadsheets import ImportRefused
 from ..timeutil import beijing_today
 from ..workflow import OrgKind, Role
 from . import bp
@@ -193,12 +198,71 @@ def transfer_member(user: User, member_id: int) -> Any:
 # ---- payments -----------------------------------------------------------------------------------------
 
 
-def _payment_form(user: User, form: dict[str, Any], failure: FormProblem | None = None) -> Any:
+def _payment_form(user: User, form: dict[str, Any], failure: FormProblem | None = None,
+                  batch: BatchProblem | None = None) -> Any:
     choices = db.session.scalars(select(Member).where(Member.org_id == user.org_id).order_by(Member.name))
     helper = dues_panel()  # the regular dues helper, sent as a GET form to this same page
+    status = failure.status if failure else batch.status if batch else helper.status
     return render_template("payment_form.html", user=user, form=form, problem=failure, members=list(choices),
-                           methods=PAYMENT_METHODS, today=beijing_today().isoformat(), dues=helper), \
-        failure.status if failure else helper.status
+                           methods=PAYMENT_METHODS, today=beijing_today().isoformat(), dues=helper,
+                           batch=batch, max_batch_rows=current_app.config["MAX_BATCH_ROWS"]), status
+
+
+@dataclass(frozen=True)
+class BatchProblem:
+    """A refused upload: the banner, and one line per problem of a row (row number, column, message)."""
+
+    message: str
+    status: int
+    lines: list[tuple[str, str, str]]
+
+
+def _batch_problem(error: DomainError) -> BatchProblem:
+    rows = (error.fields or {}).get("rows")
+    lines = []
+    if isinstance(rows, dict):
+        for number, columns in rows.items():
+            for column, messages in columns.items():
+                label = "整行" if column == "_schema" else payment_batch.LAYOUT.label(column)
+                lines += [(number, label, message) for message in messages]
+    else:
+        lines = [("", "", message) for messages in (error.fields or {}).values() for message in messages
+                 if isinstance(message, str) and message != error.message]
+    return BatchProblem(error.message, error.status, lines)
+
+
+@bp.get("/payments/import-template.xlsx")
+@login_required(Role.CLERK)
+def payment_batch_template(user: User) -> Any:
+    return current_app.response_class(
+        payment_batch.template_xlsx(), mimetype=XLSX_MIMETYPE,
+        headers={"Content-Disposition": "attachment; filename*=UTF-8''%E6%89%B9%E9%87%8F%E7%99%BB%E8%AE%B0%E6%A8%A1"
+                                        "%E6%9D%BF.xlsx; filename=\"payment-batch-template.xlsx\""},
+    )
+
+
+@bp.post("/payments/import")
+@login_required()
+def upload_payment_batch(user: User) -> Any:
+    if user.role == Role.MEMBER:
+        raise DirectPaymentRefused()
+    permissions.require_role(user, Role.CLERK)
+    upload = request.files.get("file")
+    try:
+        if upload is None or not upload.filename:
+            raise ValidationFailed("请选择要上传的 CSV 或 XLSX 文件。")
+        try:
+            rows = payment_batch.rows_of_file(upload.stream, upload.filename)
+        except ImportRefused as refused:
+            raise ValidationFailed(str(refused)) from None
+        result = payment_batch.record_batch(user, rows)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        return _payment_form(user, {"collected_on": beijing_today().isoformat(), "method": "cash"},
+                             batch=_batch_problem(error))
+    flash(f"已批量登记 {result.count} 笔款项，合计 {format_yuan(result.total)}。核对无误后请在“本单位款项”中上报。")
+    return redirect(url_for("web.payments", state="recorded"))
 
 
 @bp.get("/payments/new")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import abort, redirect, render_template, request, session, url_for
+from flask import abort, current_app, redirect, render_template, request, session, url_for
 
 from ..errors import InvalidCredentials, ReceiptNotFound, TooManyRequests
 from ..extensions import db
@@ -34,6 +34,8 @@ def _template_helpers() -> dict[str, Any]:
 @bp.before_app_request
 def _check_csrf() -> None:
     if request.method == "POST" and not request.path.startswith("/api/"):
+        if request.endpoint == "web.upload_payment_batch":  # a spreadsheet of up to 10,000 rows (SPEC §9)
+            request.max_content_length = current_app.config["MAX_BATCH_BYTES"]
         sent = request.form.get("csrf_token", "")
         expected = session.get("csrf_token", "")
         if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
