@@ -21,7 +21,8 @@ from typing import IO, Any
 from flask import current_app
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
+from sqlalchemy import text as sql
 
 from .. import schemas
 from ..errors import DomainError, ValidationFailed
@@ -207,14 +208,14 @@ def _insert(clerk: User, org: Org, inputs: list[PaymentInput]) -> list[int]:
     """One executemany INSERT of the payments (ids back in row order), one of their events."""
     now = utcnow()
     recorded = State.RECORDED.value
-    ids = list(db.session.scalars(
-        insert(Payment).returning(Payment.id, sort_by_parameter_order=True),
-        [{"member_id": payment.member_id, "grassroots_org_id": org.id, "holder_org_id": org.id, "state": recorded,
-          "amount": payment.amount, "collected_on": payment.collected_on, "method": payment.method,
-          "regular_dues_paid": True, "note": payment.note, "created_by_id": clerk.id, "created_at": now,
-          "updated_at": now, "version": 1}
-         for payment in inputs],
-    ))
+    ids = _reserved_payment_ids(len(inputs))
+    db.session.execute(insert(Payment), [
+        {"id": payment_id, "member_id": payment.member_id, "grassroots_org_id": org.id, "holder_org_id": org.id,
+         "state": recorded, "amount": payment.amount, "collected_on": payment.collected_on, "method": payment.method,
+         "regular_dues_paid": True, "note": payment.note, "created_by_id": clerk.id, "created_at": now,
+         "updated_at": now, "version": 1}
+        for payment_id, payment in zip(ids, inputs, strict=True)
+    ])
     append_events([
         EventDraft(payment=Payment(id=payment_id, state=recorded, holder_org_id=org.id, grassroots_org_id=org.id,
                                    member_id=payment.member_id),
@@ -223,6 +224,20 @@ def _insert(clerk: User, org: Org, inputs: list[PaymentInput]) -> list[int]:
         for payment_id, payment in zip(ids, inputs, strict=True)
     ])
     return ids
+
+
+def _reserved_payment_ids(count: int) -> list[int]:
+    """``count`` new payment ids, ascending, given to the rows in order, in one statement. (RETURNING in the order
+    of the rows is one statement per row on SQLite: it has no way to sort a multi-row RETURNING.) PostgreSQL takes
+    them from the id sequence; SQLite continues after the largest id, which nobody else can take meanwhile: a
+    writing transaction there holds the database's write lock from its BEGIN IMMEDIATE."""
+    if db.engine.dialect.name == "postgresql":
+        ids = db.session.scalars(sql(
+            "SELECT nextval(pg_get_serial_sequence('payments', 'id')) FROM generate_series(1, :count)"
+        ), {"count": count})
+        return sorted(ids)
+    last = db.session.scalar(select(func.coalesce(func.max(Payment.id), 0)))
+    return list(range(last + 1, last + 1 + count))
 
 
 def template_xlsx() -> bytes:

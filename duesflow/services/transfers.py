@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, func, insert, literal, select, update
+from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import permissions
@@ -42,6 +43,7 @@ def _locked_payments(user: User, ids: list[int]) -> list[Payment]:
         .where(Payment.id.in_(ids), permissions.payment_visibility(user))
         .order_by(Payment.id)
         .with_for_update(of=Payment)
+        .options(lazyload(Payment.receipts))  # a transfer moves no receipt: not loaded 500 payments at a time
         .execution_options(populate_existing=True)
     )
     return list(db.session.scalars(query))
