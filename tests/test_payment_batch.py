@@ -212,3 +212,12 @@ def test_import_payments_records_a_file_from_the_command_line(runner: Any, world
     assert done.exit_code == 0, done.output
     assert "已登记 1 笔款项" in done.output and payment_count() == 1
     assert runner.invoke(args=["import-payments", str(good), "--clerk", "tiedong"]).exit_code == 1
+
+
+def test_the_openapi_document_describes_batch_entry_and_transfer_confirmation(api: Api) -> None:
+    paths = api.get("/openapi.json").json["paths"]
+    batch = paths["/api/v1/payments/batch"]["post"]
+    assert set(batch["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert {"201", "403", "409", "413", "422"} <= set(batch["responses"])
+    confirm = paths["/api/v1/transfers/{transfer_id}/confirm"]["post"]
+    assert {"200", "403", "404", "409"} <= set(confirm["responses"])

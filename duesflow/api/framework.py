@@ -44,6 +44,8 @@ class EndpointDoc:
     headers: tuple[dict[str, Any], ...] = ()
     # Other media types the success response may come in (e.g. a report as CSV), besides ``content_type``.
     alternatives: tuple[str, ...] = ()
+    # What the body may also be, as a multipart upload in field ``file`` (e.g. a spreadsheet of rows), if anything.
+    uploads: str | None = None
 
     def statuses(self) -> dict[int, list[str]]:
         """Every status the view can answer with, and the error codes behind each."""
@@ -183,6 +185,7 @@ def endpoint(
     content_type: str = "application/json",
     headers: tuple[dict[str, Any], ...] = (),
     alternatives: tuple[str, ...] = (),
+    uploads: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap a view: authenticate, call, dump through ``response``, commit once.
 
@@ -191,7 +194,7 @@ def endpoint(
     request headers it reads (OpenAPI parameter objects).
     """
     doc = EndpointDoc(summary, body, query, response, status, auth, errors, content_type, headers=headers,
-                      alternatives=alternatives)
+                      alternatives=alternatives, uploads=uploads)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)

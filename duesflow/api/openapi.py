@@ -73,6 +73,11 @@ def build_document(app: Flask) -> dict[str, Any]:
                     "content": {"application/json": {"schema": "Error"}},
                 }
             operation["responses"][str(status)] = response
+        if doc.uploads:
+            operation["requestBody"]["content"]["multipart/form-data"] = {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary", "description": doc.uploads}},
+            }}
         if path == "/healthz":
             operation["responses"]["503"] = {"description": "database unavailable",
                                              "content": {"application/json": {"schema": doc.response}}}

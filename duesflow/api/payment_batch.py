@@ -56,6 +56,9 @@ def _recorded(user: User, rows: list[BatchRow]) -> dict[str, Any]:
     status=201,
     errors=(Forbidden, DirectPaymentRefused, IdempotencyConflict, RequestTooLarge),
     headers=(IDEMPOTENCY_KEY_HEADER,),
+    uploads="A CSV (UTF-8) or XLSX file: a header row naming the columns of a row (in Chinese, as the clerk's "
+            "template has them, or in English), then one payment a row; rows are numbered as the spreadsheet shows "
+            "them.",
 )
 def create_payment_batch() -> Any:
     user = current_user()
