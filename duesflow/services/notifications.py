@@ -93,7 +93,7 @@ def queue_receipts_issued(numbers: dict[int, str], issued_on: date) -> None:
         rows.append({"member_id": member_id, "payment_id": payment_id, "kind": RECEIPT_ISSUED, "recipient": email,
                      "subject": subject, "body": body, "state": "pending" if email else "kept", "attempts": 0,
                      "next_attempt_at": now, "created_at": now})
-    db.session.execute(insert(Notification), rows)
+    db.session.execute(insert(Notification.__table__), rows)
 
 
 @dataclass

@@ -209,7 +209,7 @@ def _insert(clerk: User, org: Org, inputs: list[PaymentInput]) -> list[int]:
     now = utcnow()
     recorded = State.RECORDED.value
     ids = _reserved_payment_ids(len(inputs))
-    db.session.execute(insert(Payment), [
+    db.session.execute(insert(Payment.__table__), [
         {"id": payment_id, "member_id": payment.member_id, "grassroots_org_id": org.id, "holder_org_id": org.id,
          "state": recorded, "amount": payment.amount, "collected_on": payment.collected_on, "method": payment.method,
          "regular_dues_paid": True, "note": payment.note, "created_by_id": clerk.id, "created_at": now,

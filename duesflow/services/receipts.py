@@ -84,7 +84,7 @@ def issue_receipts(payment_ids: list[int]) -> tuple[date, list[tuple[int, str]]]
              "sequence": sequence, "verification_code": new_verification_code(), "version": 1,
              "issued_on": issued_on, "issued_at": issued_at, "voided": False}
             for payment_id, sequence in zip(payment_ids, range(first, last + 1), strict=True)]
-    db.session.execute(insert(Receipt), rows)
+    db.session.execute(insert(Receipt.__table__), rows)
     return issued_on, [(row["payment_id"], row["number"]) for row in rows]
 
 

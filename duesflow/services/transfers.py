@@ -74,7 +74,13 @@ def create_transfer(user: User, data: TransferInput) -> Transfer:
         shown = "、".join(refused[:20]) + (f"等 {len(refused)} 笔" if len(refused) > 20 else "")
         raise NotEligible(f"以下款项不能由本单位汇总上缴：{shown}。所选款项均未上缴。")
     payments = [found[payment_id] for payment_id in ids]
-    moves = {_move(payment, action) for payment in payments}
+    known: dict[tuple[Any, ...], tuple[str, int, tuple[int, ...]]] = {}
+    moves = set()
+    for payment in payments:  # a committee's payments share their path: worked out once per kind of payment
+        kind = (payment.state, payment.holder_org_id, payment.grassroots_org_id, tuple(payment.path or ()))
+        if kind not in known:
+            known[kind] = _move(payment, action)
+        moves.add(known[kind])
     if len(moves) != 1:
         raise NotEligible("所选款项的上一级组织不同（转交路径在首次上报时已固定），不能合并为一笔上缴。"
                           "所选款项均未上缴。")
@@ -93,7 +99,7 @@ def create_transfer(user: User, data: TransferInput) -> Transfer:
     )
     db.session.add(transfer)
     db.session.flush()
-    db.session.execute(insert(TransferItem), [
+    db.session.execute(insert(TransferItem.__table__), [
         {"transfer_id": transfer.id, "payment_id": payment.id, "amount": payment.amount} for payment in payments
     ])
     in_transfer = select(TransferItem.payment_id).where(TransferItem.transfer_id == transfer.id)
