@@ -52,7 +52,7 @@ from typing import Any
 import requests
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
-from http_bench import PG_BASE_URL, ROOT, SECRET_KEY, pg_execute, serving, with_database  # noqa: E402
+from http_bench import PG_BASE_URL, ROOT, SECRET_KEY, pg_execute, serving  # noqa: E402
 
 PASSWORD = "surge-password-2026"
 BENCH_DATA_KEY = "c3VyZ2UtYmVuY2gtZGF0YS1rZXktMzItYnl0ZXMhISE="  # fixed: the setup and every worker agree
@@ -164,7 +164,7 @@ def prepare_database(options: argparse.Namespace, workdir: Path) -> str:
         return options.database
     if options.engine == "sqlite":
         return f"sqlite:///{workdir / 'surge.sqlite3'}"
-    url = with_database(PG_BASE_URL, PG_SURGE)
+    url = f"{PG_BASE_URL}:5432/{PG_SURGE}"
     pg_execute(url, f"DROP DATABASE IF EXISTS {PG_SURGE}", f"CREATE DATABASE {PG_SURGE}")
     return url
 

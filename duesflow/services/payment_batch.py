@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask import current_app
+from marshmallow import ValidationError
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 from sqlalchemy import func, insert, select
@@ -29,10 +30,11 @@ from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..messages import field_messages
 from ..models import Member, Org, Payment, User, utcnow
-from ..money import format_amount
+from ..money import MINIMUM_AMOUNT, format_amount
 from ..personal_data import data_keys
-from ..schemas import load
+from ..schemas import load, shared
 from ..spreadsheets import Layout, Sheet, read_sheet
+from ..timeutil import beijing_today
 from ..workflow import State
 from .audit import EventDraft, append_events
 from .payments import NO_SUCH_MEMBER, PAYMENT_RULES, PaymentInput, recording_org
@@ -131,27 +133,25 @@ def record_batch(clerk: User, rows: list[BatchRow], *, progress: Callable[[int],
         raise ValidationFailed(f"一批最多 {limit} 行，本批 {len(rows)} 行：请分成几批登记。",
                                fields={"rows": [f"一批最多 {limit} 行。"]})
     report = progress or (lambda _n: None)
-    errors: dict[str, dict[str, list[str]]] = {}
-    loaded: list[tuple[BatchRow, dict[str, Any]]] = []
+    checked: list[tuple[BatchRow, dict[str, Any], dict[str, list[str]]]] = []
     for index, row in enumerate(rows, start=1):
-        try:
-            loaded.append((row, _loaded(row.body)))
-        except DomainError as error:
-            errors[str(row.number)] = field_messages(error)
+        problems = dict(row.problems or {})
+        checked.append((row, _loaded(row.body, problems), problems))
         if index % PROGRESS_EVERY == 0:
             report(PROGRESS_EVERY)
-    members = _members_named(org, [data for _row, data in loaded])
+    members = _members_named(org, [data for _row, data, _problems in checked])
+    errors: dict[str, dict[str, list[str]]] = {}
     inputs: list[PaymentInput] = []
-    for row, data in loaded:
-        problems = dict(row.problems or {})
-        member_id = members.get(("member_id", data["member_id"]) if data.get("member_id") else
-                                ("id_number", data["id_number"]))
-        if member_id is None:
-            named = "member_id" if data.get("member_id") else "id_number"
+    for row, data, problems in checked:
+        named = "member_id" if data.get("member_id") else "id_number" if data.get("id_number") else None
+        member_id = members.get((named, data[named])) if named else None
+        if named and member_id is None:
             problems[named] = [NO_SUCH_MEMBER if named == "member_id" else "本单位没有该身份证号码的党员。"]
-        payment = PaymentInput(member_id=member_id or 0, amount=data["amount"], collected_on=data["collected_on"],
-                               method=data["method"], regular_dues_paid=data["regular_dues_paid"],
-                               note=data.get("note"))
+        # A field the row got wrong is stood in for by a value its rule accepts: each rule reports only its own.
+        payment = PaymentInput(member_id=member_id or 0, amount=data.get("amount", MINIMUM_AMOUNT),
+                               collected_on=data.get("collected_on", beijing_today()),
+                               method=data.get("method", "cash"),
+                               regular_dues_paid=data.get("regular_dues_paid", True), note=data.get("note"))
         for rule in PAYMENT_RULES:
             try:
                 rule(payment)
@@ -169,10 +169,21 @@ def record_batch(clerk: User, rows: list[BatchRow], *, progress: Callable[[int],
     return BatchResult(len(ids), sum((payment.amount for payment in inputs), Decimal("0.00")), ids)
 
 
-def _loaded(body: Any) -> dict[str, Any]:
+def _loaded(body: Any, problems: dict[str, list[str]]) -> dict[str, Any]:
+    """The row loaded by the single payment's schema; when it is refused, its messages are added to ``problems``
+    and what the row got right is given, so that the rules can still be checked on it."""
     if not isinstance(body, dict):
-        raise ValidationFailed(fields={"_schema": ["每行须为一个 JSON 对象。"]})
-    return load(schemas.PaymentBatchRow, body)
+        problems["_schema"] = ["每行须为一个 JSON 对象。"]
+        return {}
+    try:
+        return load(schemas.PaymentBatchRow, body)
+    except DomainError as error:
+        problems.update(field_messages(error))
+    try:
+        return shared(schemas.PaymentBatchRow).load(
+            {name: value for name, value in body.items() if name not in problems}, partial=True)
+    except ValidationError:
+        return {}
 
 
 def _members_named(org: Org, rows: Iterable[dict[str, Any]]) -> dict[tuple[str, Any], int]:
@@ -184,7 +195,7 @@ def _members_named(org: Org, rows: Iterable[dict[str, Any]]) -> dict[tuple[str, 
     for data in rows:
         if data.get("member_id"):
             ids.add(data["member_id"])
-        else:
+        elif data.get("id_number"):
             for digest in keys.search_indexes("id_number", data["id_number"]):
                 by_hash[digest] = data["id_number"]
     found: dict[tuple[str, Any], int] = {}
