@@ -53,7 +53,7 @@ from duesflow.receipts.pdf import (  # noqa: E402
     ACKNOWLEDGEMENT,
     TITLE,
     ReceiptContent,
-    _font_name,
+    _faces,
     chinese_date,
     render_receipt_pdf,
 )
@@ -70,8 +70,10 @@ PASSWORD = "bench-password"
 
 
 def floor_pdf(content: ReceiptContent, font_path: str | None) -> bytes:
-    """The same strings, same font, same page size, one drawString each: what any receipt costs at least."""
-    font = _font_name(font_path)
+    """The same strings, same fonts, same page size, one line each: what any receipt costs at least. Without a
+    configured font that is two fonts, as on the receipt: the CID font, and Vera (embedded) for Latin letters and
+    digits."""
+    faces = _faces(font_path)
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=landscape(A5), invariant=True)
     lines = [
@@ -80,9 +82,12 @@ def floor_pdf(content: ReceiptContent, font_path: str | None) -> bytes:
         "代收党组织", content.grassroots_org_name, "验证码", content.verification_code, "扫码核验收据真伪",
         content.issuer, chinese_date(content.issued_on), "扫描二维码或访问以下地址，可核验本收据：", content.verify_url,
     ]
-    canvas.setFont(font, 12)
     for number, line in enumerate(lines):
-        canvas.drawString(40, 380 - 18 * number, line)
+        text = canvas.beginText(40, 380 - 18 * number)
+        for font, run in faces.runs(line):
+            text.setFont(font, 12)
+            text.textOut(run)
+        canvas.drawText(text)
     canvas.showPage()
     canvas.save()
     return buffer.getvalue()

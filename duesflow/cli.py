@@ -1,4 +1,4 @@
-"""Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, sample-receipt, render-receipts,
+"""Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, verify-receipt, sample-receipt, render-receipts,
 import-members, backup, send-notifications, generate-data-key, rotate-data-key, bench-seed."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from flask_migrate import upgrade
 
 from .errors import DomainError
 from .extensions import db
+from .receipts.capitals import format_yuan
 from .timeutil import beijing_today
 
 
@@ -87,6 +88,30 @@ def verify_audit() -> None:
     click.echo("审计校验通过：事件链完整，每笔款项的状态与事件一致。")
 
 
+@click.command("verify-receipt")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def verify_receipt(file: Path) -> None:
+    """Check a receipt PDF without the web service: signed by the service's key (current or retired), unchanged,
+    and the live version of its receipt (exit 0 only then; 1 naming the reason; 2 when FILE is not a PDF)."""
+    from .identity import mask_name
+    from .receipts.verification import PROBLEM_TEXT
+    from .services.receipts import verify_document
+
+    g.read_only = True
+    try:
+        found = verify_document(file.read_bytes())
+    except DomainError as error:
+        click.echo(f"无法核验：{error.message}", err=True)
+        sys.exit(2)
+    if not found.valid:
+        assert found.reason is not None
+        click.echo(f"不是有效收据（{found.reason}）：{PROBLEM_TEXT[found.reason]}", err=True)
+        sys.exit(1)
+    assert found.amount is not None and found.issued_on is not None
+    click.echo(f"真实有效：纪念收据 {found.number}（第{found.version}版），{format_yuan(found.amount)}，"
+               f"{mask_name(found.member_name or '')}，{found.issued_on.isoformat()} 开具，由{found.signed_by}签名。")
+
+
 @click.command("sample-receipt")
 @click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option("--version", "receipt_version", type=click.IntRange(min=1), default=1, show_default=True,
@@ -97,6 +122,7 @@ def sample_receipt(out: Path, receipt_version: int, voided: bool) -> None:
     from .receipts.pdf import ReceiptContent, render_receipt_pdf
     from .services.receipt_documents import verify_url
     from .services.receipts import ISSUER, new_verification_code, receipt_number
+    from .signing import signing
 
     today = beijing_today()
     number, code = receipt_number(today.year, 0), new_verification_code()
@@ -105,7 +131,7 @@ def sample_receipt(out: Path, receipt_version: int, voided: bool) -> None:
         number=number, verification_code=code, issued_on=today, verify_url=verify_url(number, code),
         issuer=ISSUER, version=receipt_version, voided=voided,
     )
-    out.write_bytes(render_receipt_pdf(content, current_app.config["RECEIPT_FONT"]))
+    out.write_bytes(render_receipt_pdf(content, signing().key, current_app.config["RECEIPT_FONT"]))
     click.echo(f"样例收据已写入 {out}（编号 {number}，第{receipt_version}版{'，已作废' if voided else ''}）。")
 
 
@@ -120,11 +146,12 @@ def render_receipts(year: int, out_dir: Path, processes: int, chunk: int) -> Non
     """Write every live receipt of a year as OUT/<number>.pdf, on several cores, in bounded memory."""
     from .receipts.batch import render_to_files
     from .services.receipt_documents import count_live_receipts, live_receipt_contents
+    from .signing import signing
 
     total = count_live_receipts(year)
     with click.progressbar(length=total, label=f"{year} 年收据", show_pos=True) as bar:
         written = render_to_files(live_receipt_contents(year, chunk), out_dir, current_app.config["RECEIPT_FONT"],
-                                  processes=processes, done=bar.update)
+                                  signing().key, processes=processes, done=bar.update)
     db.session.rollback()
     click.echo(f"已写入 {written} 份收据到 {out_dir}。")
 
@@ -282,6 +309,7 @@ def bench_seed(payments: int, random_seed: int, years: int, per_year: int | None
 
 
 def register(app: Flask) -> None:
-    for command in (init_db, seed_orgs, create_user, demo, verify_audit, sample_receipt, render_receipts,
-                    import_members, backup, send_notifications, generate_data_key, rotate_data_key, bench_seed):
+    for command in (init_db, seed_orgs, create_user, demo, verify_audit, verify_receipt, sample_receipt,
+                    render_receipts, import_members, backup, send_notifications, generate_data_key, rotate_data_key,
+                    bench_seed):
         app.cli.add_command(command)

@@ -44,6 +44,8 @@ class EndpointDoc:
     headers: tuple[dict[str, Any], ...] = ()
     # Other media types the success response may come in (e.g. a report as CSV), besides ``content_type``.
     alternatives: tuple[str, ...] = ()
+    # The media type of a body that is a file, not JSON (e.g. a PDF to verify): read by the view itself.
+    body_type: str | None = None
 
     def statuses(self) -> dict[int, list[str]]:
         """Every status the view can answer with, and the error codes behind each."""
@@ -53,6 +55,8 @@ class EndpointDoc:
             errors.append(Unauthenticated)
         if self.body is not None:
             errors += [MalformedRequest, RequestTooLarge, ValidationFailed]
+        if self.body_type is not None:
+            errors += [RequestTooLarge, ValidationFailed]
         if self.query is not None:
             errors.append(ValidationFailed)
         for error in errors:
@@ -200,6 +204,7 @@ def endpoint(
     content_type: str = "application/json",
     headers: tuple[dict[str, Any], ...] = (),
     alternatives: tuple[str, ...] = (),
+    body_type: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap a view: authenticate, call, dump through ``response``, commit once.
 
@@ -208,7 +213,7 @@ def endpoint(
     request headers it reads (OpenAPI parameter objects).
     """
     doc = EndpointDoc(summary, body, query, response, status, auth, errors, content_type, headers=headers,
-                      alternatives=alternatives)
+                      alternatives=alternatives, body_type=body_type)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
