@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
-
 from signing_keys import render_key
 
 from duesflow.receipts.pdf import ReceiptContent, missing_glyphs, render_receipt_pdf

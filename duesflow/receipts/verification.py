@@ -73,10 +73,14 @@ def read_signed_document(data: bytes, known: dict[str, x509.Certificate]) -> Sig
         raise NotAPdf("not a PDF file")
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
-        signatures = reader.embedded_signatures
     except Exception as error:  # noqa: BLE001 - a parser fed untrusted bytes: any failure means "unreadable"
         log.info("an uploaded document could not be read as a PDF: %r", error)
         raise NotAPdf("not a readable PDF file") from None
+    try:
+        signatures = reader.embedded_signatures
+    except Exception as error:  # noqa: BLE001 - a signature field whose value no longer parses: changed
+        log.info("an uploaded document's signatures could not be read: %r", error)
+        return SignedDocument(DocumentProblem.MODIFIED)
     if not signatures:
         return SignedDocument(DocumentProblem.NOT_SIGNED)
     signature = signatures[-1]
