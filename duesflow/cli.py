@@ -1,5 +1,6 @@
-"""Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, verify-receipt, sample-receipt, render-receipts,
-import-members, backup, send-notifications, generate-data-key, rotate-data-key, bench-seed."""
+"""Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, audit-checkpoint, verify-receipt,
+sample-receipt, render-receipts, import-members, backup, send-notifications, generate-data-key, rotate-data-key,
+bench-seed."""
 
 from __future__ import annotations
 
@@ -75,17 +76,47 @@ def demo(password: str) -> None:
 
 
 @click.command("verify-audit")
-def verify_audit() -> None:
-    """Check the event hash chain and that every payment replays to its state (exit 1 naming the first bad
-    record)."""
+@click.option("--checkpoint", "checkpoints", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a signed checkpoint file (audit-checkpoint): nothing recorded before it may be missing or changed")
+def verify_audit(checkpoints: tuple[Path, ...]) -> None:
+    """Check the event hash chain and that every payment replays to its state, and against each checkpoint given
+    that nothing before it was removed, truncated or rewritten (exit 1 naming the first bad record)."""
     from .services.audit import verify_audit as verify
+    from .services.audit_checkpoints import CheckpointRefused, check_against, read_checkpoint
 
     g.read_only = True  # SQLite: read in a deferred transaction; writers go on while a large trail is checked
+    try:
+        signed = [read_checkpoint(path.read_text(encoding="utf-8")) for path in checkpoints]
+    except (CheckpointRefused, UnicodeDecodeError) as refused:
+        click.echo(f"审计校验失败：检查点文件不可信：{refused}", err=True)
+        sys.exit(1)
     problem = verify()
+    for checkpoint in signed:
+        problem = problem or check_against(checkpoint)
     if problem is not None:
         click.echo(f"审计校验失败：{problem}", err=True)
         sys.exit(1)
     click.echo("审计校验通过：事件链完整，每笔款项的状态与事件一致。")
+    for checkpoint in signed:
+        click.echo(f"检查点（{checkpoint.created_at}，由{checkpoint.signed_by}签名）之前的记录无一缺失或改动。")
+
+
+@click.command("audit-checkpoint")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="write the signed checkpoint to this file (default: print it)")
+def audit_checkpoint(out: Path | None) -> None:
+    """Sign the length and head hash of every audit chain now, keep the checkpoint in the database and print it (or
+    write it to OUT) for an archive outside the database's reach."""
+    from .services.audit_checkpoints import write_checkpoint
+
+    checkpoint = write_checkpoint()
+    db.session.commit()
+    if out is None:
+        click.echo(checkpoint.document, nl=False)
+        return
+    out.write_text(checkpoint.document, encoding="utf-8")
+    click.echo(f"审计检查点 {checkpoint.id} 已签名并写入 {out}。")
 
 
 @click.command("verify-receipt")
@@ -309,7 +340,7 @@ def bench_seed(payments: int, random_seed: int, years: int, per_year: int | None
 
 
 def register(app: Flask) -> None:
-    for command in (init_db, seed_orgs, create_user, demo, verify_audit, verify_receipt, sample_receipt,
-                    render_receipts, import_members, backup, send_notifications, generate_data_key, rotate_data_key,
-                    bench_seed):
+    for command in (init_db, seed_orgs, create_user, demo, verify_audit, audit_checkpoint, verify_receipt,
+                    sample_receipt, render_receipts, import_members, backup, send_notifications, generate_data_key,
+                    rotate_data_key, bench_seed):
         app.cli.add_command(command)

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -268,3 +269,46 @@ def sign_pdf(pdf: bytes, key: SigningKey) -> bytes:
         raise SigningError("the signature does not fit its placeholder (signed with another key?)")
     document[start + 1:start + 1 + len(signature)] = signature
     return bytes(document)
+
+
+# --- detached signatures over other content (audit checkpoints) -------------------------------------------------
+
+class BadSignature(ValueError):
+    """A detached signature that does not verify, is not ours, or does not parse."""
+
+
+def sign_detached(content: bytes, key: SigningKey) -> bytes:
+    """A detached CAdES signature (CMS SignedData, DER) over ``content``."""
+    return cms_signature(key, hashlib.sha256(content).digest())
+
+
+def verify_detached(signature: bytes, content: bytes, known: dict[str, x509.Certificate]) -> x509.Certificate:
+    """The certificate (one of ``known``, fingerprint → certificate) whose key made ``signature`` over ``content``;
+    :class:`BadSignature` when the content was changed, the signer is unknown or the signature is damaged."""
+    from asn1crypto import cms  # parsing only: asn1crypto's cost is in building, which signing avoids
+
+    try:
+        signed_data = cms.ContentInfo.load(signature)["content"]
+        signer_info = signed_data["signer_infos"][0]
+        attributes = {attribute["type"].dotted: attribute["values"][0] for attribute in signer_info["signed_attrs"]}
+        digest = attributes["1.2.840.113549.1.9.4"].native
+        signed_attributes = b"\x31" + signer_info["signed_attrs"].dump()[1:]  # signed as a SET, carried as [0]
+        value = signer_info["signature"].native
+        certificate = x509.load_der_x509_certificate(signed_data["certificates"][0].chosen.dump())
+    except (ValueError, KeyError, IndexError, TypeError) as error:
+        raise BadSignature(f"the signature does not parse ({error})") from None
+    if signer_info["digest_algorithm"]["algorithm"].native != "sha256" or digest != hashlib.sha256(content).digest():
+        raise BadSignature("the signed content was changed")
+    if certificate_fingerprint(certificate) not in known:
+        raise BadSignature(f"signed by a certificate the service does not know ({signer_name(certificate)})")
+    public_key = certificate.public_key()
+    try:
+        if isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(value, signed_attributes, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(value, signed_attributes, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            raise BadSignature("the certificate's key is neither ECDSA nor RSA")
+    except InvalidSignature:
+        raise BadSignature("the signature does not verify") from None
+    return certificate
