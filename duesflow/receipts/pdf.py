@@ -350,18 +350,25 @@ def _draw_field(canvas: Canvas, faces: _Faces, label: str, value: str, field: in
     _draw_text(canvas, faces, value, _VALUE_LEFT, y, faces.fitted(value, size, _TEXT_RIGHT - _VALUE_LEFT - 4), _INK)
 
 
+_BLOCK_STYLES = ((10, _RED, True), (8.5, _INK, False), (8.5, _INK, False), (8, _LABEL, False), (8, _LABEL, False))
+
+
+def signature_block_lines(content: ReceiptContent, key: SigningKey) -> tuple[str, ...]:
+    """The text of the signature block, line by line."""
+    return (
+        SIGNED_STATEMENT,
+        f"签发单位：{content.issuer}　　签发日期：{chinese_date(content.issued_on)}",
+        f"签名证书指纹（SHA-256）：{short_fingerprint(key.fingerprint)}",
+        f"核验：在 {content.verify_home} 上传本PDF文件，",
+        "或在PDF阅读器中查看签名（无需联网）",
+    )
+
+
 def _draw_signature_block(canvas: Canvas, faces: _Faces, content: ReceiptContent, key: SigningKey) -> None:
     """Who signed, when, the certificate's fingerprint and where to check it: a digital signature, not a seal."""
     left, width = _BLOCK_LEFT + 16, _BLOCK_RIGHT - _BLOCK_LEFT - 24
-    lines = (
-        (SIGNED_STATEMENT, 10, _RED, True),
-        (f"签发单位：{content.issuer}　　签发日期：{chinese_date(content.issued_on)}", 8.5, _INK, False),
-        (f"签名证书指纹（SHA-256）：{short_fingerprint(key.fingerprint)}", 8.5, _INK, False),
-        (f"核验：在 {content.verify_home} 上传本PDF文件，", 8, _LABEL, False),
-        ("或在PDF阅读器中查看签名（无需联网）", 8, _LABEL, False),
-    )
     y = _BLOCK_TOP - 17
-    for text, size, color, bold in lines:
+    for text, (size, color, bold) in zip(signature_block_lines(content, key), _BLOCK_STYLES, strict=True):
         _draw_text(canvas, faces, text, left, y, faces.fitted(text, size, width), color, bold=bold)
         y -= 16 if bold else 12.5
 
