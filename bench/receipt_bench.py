@@ -1,13 +1,15 @@
 """How long a receipt takes, against the floor, in one run; and how the batch command scales.
 
-    python bench/receipt_bench.py [--runs 300] [--warmup 30] [--database-url URL] [--batch 500,2000]
+    python bench/receipt_bench.py [--runs 300] [--warmup 30] [--database-url URL] [--batch 500,2000] [--pyhanko]
 
 For each font (reportlab's built-in CID font, and wqy-zenhei embedded when it is installed) it times, as medians:
 
-- floor: a bare reportlab page with the same text in the same font and nothing else (no frame, no QR code);
-- render: ``render_receipt_pdf`` of the same receipt;
+- floor: a bare reportlab page with the same text in the same fonts and nothing else (no frame, no QR code, no
+  signature); without a configured font that is the built-in CID font and Vera, embedded, as on the receipt;
+- render: ``render_receipt_pdf`` of the same receipt, signed (PAdES, the instance's signing key);
 - request: the whole ``GET /api/v1/payments/{id}/receipt.pdf`` through Flask's test client (token check, the
-  database queries, rendering), on a demo database (a temporary SQLite file unless ``--database-url`` is given).
+  database queries, the stored signed document), on a demo database (a temporary SQLite file unless
+  ``--database-url`` is given).
 
 The runs of the three are interleaved, so a slow patch of the machine hits all of them alike. Medians are the
 target's measure; the minimum is printed beside them because on a busy machine a call of a few milliseconds is
@@ -53,39 +55,65 @@ from duesflow.receipts.pdf import (  # noqa: E402
     ACKNOWLEDGEMENT,
     TITLE,
     ReceiptContent,
-    _font_name,
-    chinese_date,
+    _faces,
     render_receipt_pdf,
+    signature_block_lines,
 )
+from duesflow.receipts.signature import SigningKey  # noqa: E402
 from duesflow.services.receipt_documents import (  # noqa: E402
     content_for,
     count_live_receipts,
     live_receipt_contents,
 )
 from duesflow.services.receipts import new_verification_code, receipt_number  # noqa: E402
+from duesflow.signing import signing  # noqa: E402
 from duesflow.timeutil import beijing_today  # noqa: E402
 
 WQY = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 PASSWORD = "bench-password"
 
 
-def floor_pdf(content: ReceiptContent, font_path: str | None) -> bytes:
-    """The same strings, same font, same page size, one drawString each: what any receipt costs at least."""
-    font = _font_name(font_path)
+def floor_pdf(content: ReceiptContent, font_path: str | None, key: SigningKey) -> bytes:
+    """The same strings, same fonts, same page size, one line each: what any receipt costs at least. Without a
+    configured font that is two fonts, as on the receipt: the CID font, and Vera (embedded) for Latin letters and
+    digits."""
+    faces = _faces(font_path)
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=landscape(A5), invariant=True)
     lines = [
         TITLE, f"编号：{content.number}", content.member_name, "同志：", *ACKNOWLEDGEMENT,
         "金额（小写）", format_yuan(content.amount), "金额（大写）", PREFIX + to_capitals(content.amount),
         "代收党组织", content.grassroots_org_name, "验证码", content.verification_code, "扫码核验收据真伪",
-        content.issuer, chinese_date(content.issued_on), "扫描二维码或访问以下地址，可核验本收据：", content.verify_url,
+        "扫描二维码或访问以下地址，可核验本收据：", content.verify_url, *signature_block_lines(content, key),
     ]
-    canvas.setFont(font, 12)
     for number, line in enumerate(lines):
-        canvas.drawString(40, 380 - 18 * number, line)
+        text = canvas.beginText(40, 380 - 18 * number)
+        for font, run in faces.runs(line):
+            text.setFont(font, 12)
+            text.textOut(run)
+        canvas.drawText(text)
     canvas.showPage()
     canvas.save()
     return buffer.getvalue()
+
+
+def pyhanko_signer(key: SigningKey, folder: str, page: Callable[[], bytes]) -> Callable[[], bytes]:
+    """The floor page signed by pyHanko's own signer (PAdES, SHA-256, the same key): what signing with the library
+    costs, for comparison with the one-pass signature ``render_receipt_pdf`` makes."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    key_file = Path(folder) / "pyhanko.p12"
+    key_file.write_bytes(key.to_pkcs12())
+    signer = signers.SimpleSigner.load_pkcs12(str(key_file), passphrase=None)
+    meta = signers.PdfSignatureMetadata(field_name="Signature", subfilter=fields.SigSeedSubFilter.PADES,
+                                        md_algorithm="sha256")
+
+    def sign() -> bytes:
+        writer = IncrementalPdfFileWriter(io.BytesIO(page()))
+        return signers.PdfSigner(meta, signer=signer).sign_pdf(writer).getvalue()
+
+    return sign
 
 
 def medians(timed: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, tuple[float, float]]:
@@ -120,6 +148,7 @@ def time_receipts(args: argparse.Namespace, folder: str) -> list[tuple[str, dict
         payment = db.session.scalars(select(Payment).where(Payment.state == "receipted")).first()
         assert payment is not None and payment.receipt is not None
         content = content_for(payment.receipt)
+        key = signing(app).key
         client = app.test_client()
         token = client.post("/api/v1/auth/token", json={"username": "demo-central", "password": PASSWORD}).json["token"]
         path, headers = f"/api/v1/payments/{payment.id}/receipt.pdf", {"Authorization": f"Bearer {token}"}
@@ -135,12 +164,16 @@ def time_receipts(args: argparse.Namespace, folder: str) -> list[tuple[str, dict
             fonts.append(("wqy-zenhei.ttc (embedded)", WQY))
         for label, font_path in fonts:
             app.config["RECEIPT_FONT"] = font_path
-            result = medians({
-                "floor": lambda font_path=font_path: floor_pdf(content, font_path),
-                "render": lambda font_path=font_path: render_receipt_pdf(content, font_path),
+            timed = {
+                "floor": lambda font_path=font_path: floor_pdf(content, font_path, key),
+                "render": lambda font_path=font_path: render_receipt_pdf(content, key, font_path),
                 "request": request,
-            }, args.runs, args.warmup)
-            sizes = (len(floor_pdf(content, font_path)), len(render_receipt_pdf(content, font_path)))
+            }
+            if args.pyhanko:
+                timed["pyhanko"] = pyhanko_signer(key, folder, lambda font_path=font_path: floor_pdf(
+                    content, font_path, key))
+            result = medians(timed, args.runs, args.warmup)
+            sizes = (len(floor_pdf(content, font_path, key)), len(render_receipt_pdf(content, key, font_path)))
             rows.append((label, result, sizes))
         if args.database_url:
             db.drop_all()
@@ -195,7 +228,7 @@ def render_year(database_url: str, year: int, processes: int, out_dir: str) -> N
 
     with app.app_context():
         start = time.perf_counter()
-        written = render_to_files(timed_chunks(), Path(out_dir), None, processes=processes)
+        written = render_to_files(timed_chunks(), Path(out_dir), None, signing(app).key, processes=processes)
         seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"seconds": seconds, "reading": reading, "written": written, "peak_kib": peak_kib}))
@@ -225,6 +258,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     parser.add_argument("--batch", default="500,2000", help="receipt counts for the batch runs; empty: none")
+    parser.add_argument("--pyhanko", action="store_true",
+                        help="also time the floor page signed by pyHanko's signer, for comparison")
     parser.add_argument("--render-year", type=int, help=argparse.SUPPRESS)  # the batch's child process
     parser.add_argument("--processes", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -251,6 +286,11 @@ def main() -> None:
               f"| {render / floor:.2f} ({render_min / floor_min:.2f}) "
               f"| {request * 1000:.2f} ({request_min * 1000:.2f}) ms | {request / floor:.2f} "
               f"| {floor_size} / {receipt_size} |")
+    for label, result, _sizes in rows:
+        if "pyhanko" in result:
+            (floor, floor_min), (signed, signed_min) = result["floor"], result["pyhanko"]
+            print(f"\n{label}: the floor page signed by pyHanko's signer {signed * 1000:.2f} "
+                  f"({signed_min * 1000:.2f}) ms, {signed / floor:.2f} ({signed_min / floor_min:.2f}) × floor")
     if batches:
         print()
         print("| receipts | processes | seconds | receipts/s | of which reading the database | parent peak memory |")

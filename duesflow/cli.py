@@ -1,5 +1,6 @@
-"""Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, sample-receipt, render-receipts,
-import-members, import-payments, backup, send-notifications, generate-data-key, rotate-data-key, bench-seed."""
+"""Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, audit-checkpoint, verify-receipt,
+sample-receipt, render-receipts, import-members, import-payments, backup, send-notifications, generate-data-key,
+rotate-data-key, bench-seed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask_migrate import upgrade
 
 from .errors import DomainError
 from .extensions import db
+from .receipts.capitals import format_yuan
 from .timeutil import beijing_today
 
 
@@ -74,17 +76,71 @@ def demo(password: str) -> None:
 
 
 @click.command("verify-audit")
-def verify_audit() -> None:
-    """Check the event hash chain and that every payment replays to its state (exit 1 naming the first bad
-    record)."""
+@click.option("--checkpoint", "checkpoints", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a signed checkpoint file (audit-checkpoint): nothing recorded before it may be missing or changed")
+def verify_audit(checkpoints: tuple[Path, ...]) -> None:
+    """Check the event hash chain and that every payment replays to its state, and against each checkpoint given
+    that nothing before it was removed, truncated or rewritten (exit 1 naming the first bad record)."""
     from .services.audit import verify_audit as verify
+    from .services.audit_checkpoints import CheckpointRefused, check_against, read_checkpoint
 
     g.read_only = True  # SQLite: read in a deferred transaction; writers go on while a large trail is checked
+    try:
+        signed = [read_checkpoint(path.read_text(encoding="utf-8")) for path in checkpoints]
+    except (CheckpointRefused, UnicodeDecodeError) as refused:
+        click.echo(f"审计校验失败：检查点文件不可信：{refused}", err=True)
+        sys.exit(1)
     problem = verify()
+    for checkpoint in signed:
+        problem = problem or check_against(checkpoint)
     if problem is not None:
         click.echo(f"审计校验失败：{problem}", err=True)
         sys.exit(1)
     click.echo("审计校验通过：事件链完整，每笔款项的状态与事件一致。")
+    for checkpoint in signed:
+        click.echo(f"检查点（{checkpoint.created_at}，由{checkpoint.signed_by}签名）之前的记录无一缺失或改动。")
+
+
+@click.command("audit-checkpoint")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="write the signed checkpoint to this file (default: print it)")
+def audit_checkpoint(out: Path | None) -> None:
+    """Sign the length and head hash of every audit chain now, keep the checkpoint in the database and print it (or
+    write it to OUT) for an archive outside the database's reach."""
+    from .services.audit_checkpoints import write_checkpoint
+
+    checkpoint = write_checkpoint()
+    db.session.commit()
+    if out is None:
+        click.echo(checkpoint.document, nl=False)
+        return
+    out.write_text(checkpoint.document, encoding="utf-8")
+    click.echo(f"审计检查点 {checkpoint.id} 已签名并写入 {out}。")
+
+
+@click.command("verify-receipt")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def verify_receipt(file: Path) -> None:
+    """Check a receipt PDF without the web service: signed by the service's key (current or retired), unchanged,
+    and the live version of its receipt (exit 0 only then; 1 naming the reason; 2 when FILE is not a PDF)."""
+    from .identity import mask_name
+    from .receipts.verification import PROBLEM_TEXT
+    from .services.receipts import verify_document
+
+    g.read_only = True
+    try:
+        found = verify_document(file.read_bytes())
+    except DomainError as error:
+        click.echo(f"无法核验：{error.message}", err=True)
+        sys.exit(2)
+    if not found.valid:
+        assert found.reason is not None
+        click.echo(f"不是有效收据（{found.reason}）：{PROBLEM_TEXT[found.reason]}", err=True)
+        sys.exit(1)
+    assert found.amount is not None and found.issued_on is not None
+    click.echo(f"真实有效：纪念收据 {found.number}（第{found.version}版），{format_yuan(found.amount)}，"
+               f"{mask_name(found.member_name or '')}，{found.issued_on.isoformat()} 开具，由{found.signed_by}签名。")
 
 
 @click.command("sample-receipt")
@@ -97,6 +153,7 @@ def sample_receipt(out: Path, receipt_version: int, voided: bool) -> None:
     from .receipts.pdf import ReceiptContent, render_receipt_pdf
     from .services.receipt_documents import verify_url
     from .services.receipts import ISSUER, new_verification_code, receipt_number
+    from .signing import signing
 
     today = beijing_today()
     number, code = receipt_number(today.year, 0), new_verification_code()
@@ -105,7 +162,7 @@ def sample_receipt(out: Path, receipt_version: int, voided: bool) -> None:
         number=number, verification_code=code, issued_on=today, verify_url=verify_url(number, code),
         issuer=ISSUER, version=receipt_version, voided=voided,
     )
-    out.write_bytes(render_receipt_pdf(content, current_app.config["RECEIPT_FONT"]))
+    out.write_bytes(render_receipt_pdf(content, signing().key, current_app.config["RECEIPT_FONT"]))
     click.echo(f"样例收据已写入 {out}（编号 {number}，第{receipt_version}版{'，已作废' if voided else ''}）。")
 
 
@@ -120,11 +177,12 @@ def render_receipts(year: int, out_dir: Path, processes: int, chunk: int) -> Non
     """Write every live receipt of a year as OUT/<number>.pdf, on several cores, in bounded memory."""
     from .receipts.batch import render_to_files
     from .services.receipt_documents import count_live_receipts, live_receipt_contents
+    from .signing import signing
 
     total = count_live_receipts(year)
     with click.progressbar(length=total, label=f"{year} 年收据", show_pos=True) as bar:
         written = render_to_files(live_receipt_contents(year, chunk), out_dir, current_app.config["RECEIPT_FONT"],
-                                  processes=processes, done=bar.update)
+                                  signing().key, processes=processes, done=bar.update)
     db.session.rollback()
     click.echo(f"已写入 {written} 份收据到 {out_dir}。")
 
@@ -319,7 +377,8 @@ def bench_seed(payments: int, random_seed: int, years: int, per_year: int | None
 
 
 def register(app: Flask) -> None:
-    for command in (init_db, seed_orgs, create_user, demo, verify_audit, sample_receipt, render_receipts,
-                    import_members, backup, send_notifications, generate_data_key, rotate_data_key, bench_seed):
+    for command in (init_db, seed_orgs, create_user, demo, verify_audit, audit_checkpoint, verify_receipt,
+                    sample_receipt, render_receipts, import_members, backup, send_notifications, generate_data_key,
+                    rotate_data_key, bench_seed):
         app.cli.add_command(command)
     app.cli.add_command(import_payments)

@@ -51,6 +51,12 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "DATA_OLD_KEYS": [key for key in env("DUESFLOW_DATA_OLD_KEYS", "").split(",") if key.strip()],
         "PUBLIC_URL": env("DUESFLOW_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
         "RECEIPT_FONT": env("DUESFLOW_RECEIPT_FONT") or None,
+        # Central's signing key (PKCS#12); none: a development key made once in the instance folder. Retired
+        # certificates (files or folders, separated by commas) keep the receipts they signed valid.
+        "SIGNING_KEY": env("DUESFLOW_SIGNING_KEY") or None,
+        "SIGNING_KEY_PASSWORD": env("DUESFLOW_SIGNING_KEY_PASSWORD") or None,
+        "SIGNING_OLD_CERTS": [entry.strip() for entry in env("DUESFLOW_SIGNING_OLD_CERTS", "").split(",")
+                              if entry.strip()],
         "MAX_AMOUNT": Decimal(env("DUESFLOW_MAX_AMOUNT", "10000000.00")),
         "REDIS_URL": env("DUESFLOW_REDIS_URL") or None,
         # Notifications (SPEC §9): a sender named as "module:factory", else SMTP when a URL is given, else none

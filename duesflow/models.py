@@ -259,6 +259,18 @@ class AuditHead(db.Model):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditCheckpoint(db.Model):
+    """A signed checkpoint of the event trail (SPEC §8): every chain's length and head at ``created_at``, as the
+    signed JSON document ``audit-checkpoint`` printed (``services/audit_checkpoints.py``)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signer_fingerprint: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)
+
+
 class Receipt(db.Model):
     __tablename__ = "receipts"
     __table_args__ = (

@@ -433,6 +433,18 @@ class VerifyOut(Schema):
     issuer = fields.String(required=True)
 
 
+class VerifyDocumentOut(Schema):
+    valid = fields.Boolean(required=True)
+    reason = fields.String(metadata={"enum": ["not_signed", "modified", "unknown_signer", "superseded", "voided",
+                                              "not_a_receipt"], "description": "only when not valid"})
+    number = fields.String()
+    version = fields.Integer()
+    amount = Amount(metadata={"type": "string", "example": "1000.00"})
+    issued_on = IsoDate()
+    member_name = fields.String(metadata={"description": "masked: surname kept"})
+    signed_by = fields.String(metadata={"description": "the organisation named by the signing certificate"})
+
+
 class DirectRemittanceCreate(Input):
     remitter_name = Normalized(50, identity.validate_person_name, required=True)
     amount = Amount(required=True, metadata={"type": "string", "example": "1000.00"})

@@ -184,6 +184,9 @@ API_ROWS = [
         "403/404"),
     row("GET", f"{API}/receipts/<number>/verify", "", RECEIPTED, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx",
         query=VERIFY_QUERY),
+    row("GET", f"{API}/receipts/signing-certificate", "", NONE, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx"),
+    # a JSON body is no PDF: 422 for everyone, logged in or not (tests/test_receipt_signing.py checks real ones)
+    row("POST", f"{API}/receipts/verify-document", "", NONE, 422, 422, 422, 422, 422, 422),
     row("GET", f"{API}/openapi.json", "", NONE, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx"),
     row("GET", "/healthz", "", NONE, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx"),
     row("POST", f"{API}/direct-remittances", "", NONE, 401, 403, 403, 403, "2xx", 403,
@@ -227,6 +230,8 @@ PAGE_ROWS = [
         body={**NEW_PASSWORD, "new_password_again": NEW_PASSWORD["new_password"]}),
     row("GET", "/static/<path:filename>", "style.css", NONE, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx"),
     row("GET", "/verify/<number>", "", RECEIPTED, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx", query=VERIFY_QUERY),
+    row("GET", "/verify", "", NONE, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx"),
+    row("POST", "/verify", "", NONE, 422, 422, 422, 422, 422, 422),  # no file uploaded
     row("GET", "/admin/orgs", "", NONE, "login", "2xx", 403, 403, 403, 403),
     row("GET", "/admin/orgs/<int:org_id>", "", ORG, "login", "2xx", 403, 403, 403, 403),
     row("POST", "/admin/orgs/<int:org_id>", "", ORG, "login", "3xx", 403, 403, 403, 403,

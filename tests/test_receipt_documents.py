@@ -16,6 +16,7 @@ from duesflow.extensions import db
 from duesflow.models import Receipt, ReceiptDocument
 from duesflow.receipts.pdf import render_receipt_pdf
 from duesflow.services import receipt_documents
+from duesflow.signing import signing
 
 
 def download(api, payment_id: int, user: str = "central") -> bytes:
@@ -36,6 +37,10 @@ def text_of(pdf: bytes) -> str:
     return PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
 
 
+def page_content(pdf: bytes) -> bytes:
+    return PdfReader(io.BytesIO(pdf)).pages[0].get_contents().get_data()
+
+
 def test_the_first_download_stores_the_document_and_the_next_ones_send_it(api, world, monkeypatch):
     payment_id = receipted(api, world)["id"]
     assert stored(payment_id) is None
@@ -47,11 +52,13 @@ def test_the_first_download_stores_the_document_and_the_next_ones_send_it(api, w
     assert download(api, payment_id, "jilin") == first
 
 
-def test_the_stored_document_is_the_bytes_a_rendering_gives(api, world, app):
+def test_the_stored_document_is_the_page_a_rendering_gives_signed_once(api, world, app):
     payment_id = receipted(api, world)["id"]
     sent = download(api, payment_id)
     receipt = db.session.scalar(select(Receipt).where(Receipt.payment_id == payment_id))
-    assert sent == render_receipt_pdf(receipt_documents.content_for(receipt), app.config["RECEIPT_FONT"])
+    rendered = render_receipt_pdf(receipt_documents.content_for(receipt), signing(app).key, app.config["RECEIPT_FONT"])
+    assert page_content(sent) == page_content(rendered)
+    assert download(api, payment_id) == sent == stored(payment_id).pdf  # the same signature at every download
 
 
 def test_a_renamed_member_gets_a_new_document(api, world):

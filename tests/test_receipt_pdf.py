@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
+from signing_keys import render_key
 
 from duesflow.receipts.pdf import ReceiptContent, missing_glyphs, render_receipt_pdf
 
@@ -58,14 +59,14 @@ def assert_receipt_text(text: str) -> None:
 
 
 def test_cid_receipt_text_is_extractable(content: ReceiptContent) -> None:
-    pdf = render_receipt_pdf(content)
+    pdf = render_receipt_pdf(content, render_key())
 
     assert pdf.startswith(b"%PDF")
     assert_receipt_text(page_text(pdf))
 
 
 def test_receipt_is_one_a5_landscape_page_with_a_title(content: ReceiptContent) -> None:
-    reader = PdfReader(io.BytesIO(render_receipt_pdf(content)))
+    reader = PdfReader(io.BytesIO(render_receipt_pdf(content, render_key())))
 
     assert len(reader.pages) == 1
     box = reader.pages[0].mediabox
@@ -75,37 +76,39 @@ def test_receipt_is_one_a5_landscape_page_with_a_title(content: ReceiptContent) 
 
 
 def test_first_version_says_nothing_of_a_reissue_or_void(content: ReceiptContent) -> None:
-    text = page_text(render_receipt_pdf(content))
+    text = page_text(render_receipt_pdf(content, render_key()))
 
     assert "补发" not in text
     assert "作废" not in text
 
 
 def test_reissued_receipt_says_reissue_and_its_version(content: ReceiptContent) -> None:
-    text = page_text(render_receipt_pdf(dataclasses.replace(content, version=2)))
+    text = page_text(render_receipt_pdf(dataclasses.replace(content, version=2), render_key()))
 
     assert "补发（第2版）" in text
     assert_receipt_text(text)
 
 
 def test_voided_receipt_is_marked_void(content: ReceiptContent) -> None:
-    text = page_text(render_receipt_pdf(dataclasses.replace(content, voided=True)))
+    text = page_text(render_receipt_pdf(dataclasses.replace(content, voided=True), render_key()))
 
     assert "作废" in text
 
 
 def test_qr_code_is_drawn_as_rectangles(content: ReceiptContent) -> None:
-    stream = content_stream(render_receipt_pdf(content))
+    stream = content_stream(render_receipt_pdf(content, render_key()))
 
     assert len(re.findall(rb" re\b", stream)) > 50
 
 
-def test_rendering_is_repeatable(content: ReceiptContent) -> None:
-    assert render_receipt_pdf(content) == render_receipt_pdf(content)
+def test_rendering_is_repeatable_but_for_the_signature(content: ReceiptContent) -> None:
+    first, second = (render_receipt_pdf(content, render_key()) for _ in range(2))
+
+    assert content_stream(first) == content_stream(second)
 
 
 def test_middle_dot_names_render_with_the_cid_font(content: ReceiptContent) -> None:
-    pdf = render_receipt_pdf(dataclasses.replace(content, member_name="买买提·艾力"))
+    pdf = render_receipt_pdf(dataclasses.replace(content, member_name="买买提·艾力"), render_key())
 
     assert "买买提·艾力" in page_text(pdf)
     assert b"/UniGB-UTF16-H" in pdf  # the UCS2 CMap has no glyph for U+00B7
@@ -123,7 +126,7 @@ def test_cid_font_reports_characters_it_cannot_show(char: str) -> None:
 
 @needs_ttf
 def test_ttf_receipt_embeds_the_font_and_text_is_extractable(content: ReceiptContent) -> None:
-    pdf = render_receipt_pdf(content, font_path=TTF_PATH)
+    pdf = render_receipt_pdf(content, render_key(), font_path=TTF_PATH)
 
     assert b"/FontFile2" in pdf
     assert_receipt_text(page_text(pdf))

@@ -15,6 +15,7 @@ import segno
 import segno.encoder
 import zxingcpp
 from conftest import advance
+from signing_keys import render_key
 
 from duesflow.receipts.pdf import ReceiptContent, render_receipt_pdf
 from duesflow.receipts.qr import MASK, MAX_VERSION, qr_matrix
@@ -92,7 +93,7 @@ def test_qr_codes_of_random_receipts_read_back_at_screen_resolution(public_url):
                                  number=number, verification_code=code, issued_on=datetime.date(2026, 1, 2),
                                  verify_url=url)
 
-        assert decode_qr(render_receipt_pdf(content), scale=1.0) == [url]  # 72 dpi: ~2.4 pixels a module
+        assert decode_qr(render_receipt_pdf(content, render_key()), scale=1.0) == [url]  # 72 dpi: ~2.4 pixels a module
 
 
 # ---- the encoder -------------------------------------------------------------------------------------------

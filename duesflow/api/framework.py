@@ -46,6 +46,8 @@ class EndpointDoc:
     alternatives: tuple[str, ...] = ()
     # What the body may also be, as a multipart upload in field ``file`` (e.g. a spreadsheet of rows), if anything.
     uploads: str | None = None
+    # The media type of a body that is a file, not JSON (e.g. a PDF to verify): read by the view itself.
+    body_type: str | None = None
 
     def statuses(self) -> dict[int, list[str]]:
         """Every status the view can answer with, and the error codes behind each."""
@@ -55,6 +57,8 @@ class EndpointDoc:
             errors.append(Unauthenticated)
         if self.body is not None:
             errors += [MalformedRequest, RequestTooLarge, ValidationFailed]
+        if self.body_type is not None:
+            errors += [RequestTooLarge, ValidationFailed]
         if self.query is not None:
             errors.append(ValidationFailed)
         for error in errors:
@@ -186,6 +190,7 @@ def endpoint(
     headers: tuple[dict[str, Any], ...] = (),
     alternatives: tuple[str, ...] = (),
     uploads: str | None = None,
+    body_type: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap a view: authenticate, call, dump through ``response``, commit once.
 
@@ -194,7 +199,7 @@ def endpoint(
     request headers it reads (OpenAPI parameter objects).
     """
     doc = EndpointDoc(summary, body, query, response, status, auth, errors, content_type, headers=headers,
-                      alternatives=alternatives, uploads=uploads)
+                      alternatives=alternatives, uploads=uploads, body_type=body_type)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)

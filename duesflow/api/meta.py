@@ -1,4 +1,4 @@
-"""Health, the OpenAPI document, and public receipt verification."""
+"""Health, the OpenAPI document, and public receipt verification (by number and code, or by the signed PDF)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..errors import ReceiptNotFound, TooManyRequests
 from ..extensions import db
 from ..identity import mask_name
 from ..services import receipts, throttle
+from ..signing import signing
 from . import bp
 from .framework import endpoint, read_query
 
@@ -33,13 +34,18 @@ def verify_receipt(number: str) -> Any:
     return verification_view(number, read_query(schemas.VerifyQuery)["code"])
 
 
-def verification_view(number: str, code: str) -> dict[str, Any]:
-    """Throttled look-up shared by the API and the public page: the masked answer, or 404/429."""
+def _count_verification_attempt() -> None:
+    """Every verification, by code or by document, counts against the client's budget (429 beyond it)."""
     request.writes = True  # type: ignore[attr-defined]  # counts the attempt: SQLite must begin as a writer
     config = current_app.config
     key = f"verify:{request.remote_addr or 'unknown'}"
     throttle.check(key, config["VERIFY_MAX_ATTEMPTS"], config["VERIFY_WINDOW"])
     throttle.hit(key, config["VERIFY_WINDOW"])
+
+
+def verification_view(number: str, code: str) -> dict[str, Any]:
+    """Throttled look-up shared by the API and the public page: the masked answer, or 404/429."""
+    _count_verification_attempt()
     found = receipts.verify_receipt(number, code)
     view: dict[str, Any] = {
         "valid": found.valid,
@@ -52,6 +58,34 @@ def verification_view(number: str, code: str) -> dict[str, Any]:
     if found.voided:
         view["voided"] = True
     return view
+
+
+@bp.get("/receipts/signing-certificate")
+@endpoint(summary="The certificate receipts are signed with now (PEM), to check a receipt PDF's signature offline",
+          auth=False, content_type="application/x-pem-file")
+def signing_certificate() -> Any:
+    return current_app.response_class(signing().certificate_pem, mimetype="application/x-pem-file",
+                                      headers={"Content-Disposition": 'inline; filename="duesflow-signing.pem"'})
+
+
+@bp.post("/receipts/verify-document")
+@endpoint(summary="Public verification of a receipt PDF (the body, at most 2 MiB): signed by the service, unchanged, "
+                  "and the live version of its receipt? (no login; rate limited like verification)",
+          response=schemas.VerifyDocumentOut, auth=False, errors=(TooManyRequests,), body_type="application/pdf")
+def verify_document() -> Any:
+    request.max_content_length = receipts.DOCUMENT_MAX_BYTES
+    return document_verification_view(request.get_data(cache=False))
+
+
+def document_verification_view(pdf: bytes) -> dict[str, Any]:
+    """Throttled check of an uploaded receipt PDF, shared by the API and the public page (429, 422 not a PDF)."""
+    _count_verification_attempt()
+    found = receipts.verify_document(pdf)
+    if not found.valid:
+        return {"valid": False, "reason": str(found.reason)}
+    return {"valid": True, "number": found.number, "version": found.version, "amount": found.amount,
+            "issued_on": found.issued_on, "member_name": mask_name(found.member_name or ""),
+            "signed_by": found.signed_by}
 
 
 @endpoint(summary="Liveness: 200 when the database answers, 503 otherwise", response=schemas.Health, auth=False)

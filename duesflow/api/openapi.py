@@ -54,6 +54,9 @@ def build_document(app: Flask) -> dict[str, Any]:
             operation["parameters"].append({"in": "query", "schema": doc.query})
         if doc.body is not None:
             operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": doc.body}}}
+        if doc.body_type is not None:
+            operation["requestBody"] = {"required": True,
+                                        "content": {doc.body_type: {"schema": {"type": "string", "format": "binary"}}}}
         if doc.auth:
             operation["security"] = [{"bearer": []}]
         for status, codes in sorted(doc.statuses().items()):

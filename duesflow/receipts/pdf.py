@@ -9,11 +9,15 @@ import datetime
 import functools
 import hashlib
 import io
+import itertools
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import reportlab
 from reportlab import rl_config
 from reportlab.lib.colors import Color
 from reportlab.lib.pagesizes import A5, landscape
@@ -24,6 +28,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from .capitals import PREFIX, format_yuan, to_capitals
 from .qr import qr_matrix
+from .signature import SigningKey, add_signature_field, short_fingerprint, sign_pdf
 
 TITLE = "中国共产党党员自愿多交党费纪念收据"
 CENTRAL_ISSUER = "中共中央组织部"
@@ -40,15 +45,15 @@ _SALUTATION_Y = PAGE_HEIGHT - 136
 _FIELD_Y, _FIELD_STEP = _SALUTATION_Y - 80, 28  # baseline of the first field, distance between fields
 _FIELDS = 4
 _RULE_Y = PAGE_HEIGHT - 80  # under the title
-# the seal is stamped over the issuer and the date, so the circle marking its place encloses them
-_SEAL_X, _SEAL_Y, _SEAL_RADIUS = PAGE_WIDTH - _MARGIN - 90, 82, 48
+# the signature block, under the last field and left of the lower right corner ornament
+_BLOCK_LEFT, _BLOCK_BOTTOM, _BLOCK_RIGHT, _BLOCK_TOP = 300, 34, PAGE_WIDTH - 52, 106
+SIGNED_STATEMENT = f"本收据已由{CENTRAL_ISSUER}数字签名"
 
 # Streams Flate-compressed only, not also ASCII85-armoured: a third smaller, and without the optional rl_accel
 # package reportlab's pure-Python ASCII85 encoder costs a tenth of a receipt (BENCHMARKS.md). Process-wide.
 rl_config.useA85 = 0
 
 _RED = Color(0.70, 0.08, 0.08)
-_SEAL_RED = Color(0.80, 0.20, 0.20)
 _INK = Color(0.12, 0.10, 0.09)
 _LABEL = Color(0.42, 0.33, 0.27)
 _RULE = Color(0.78, 0.66, 0.55)
@@ -56,6 +61,9 @@ _PAPER = Color(1.0, 0.985, 0.95)
 _WHITE = Color(1, 1, 1)
 
 _CID_FACE = "STSong-Light"
+_LATIN_FONT_FILE = Path(reportlab.__file__).parent / "fonts" / "Vera.ttf"  # Bitstream Vera, shipped with reportlab
+_LATIN = frozenset(chr(code) for code in range(0x20, 0x7F)) | {"¥"}
+_BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,11 @@ class ReceiptContent:
     issuer: str = CENTRAL_ISSUER
     version: int = 1
     voided: bool = False
+
+    @property
+    def verify_home(self) -> str:
+        """The public verification page (``/verify``), where the PDF itself can be uploaded."""
+        return self.verify_url.split("/verify/", 1)[0] + "/verify"
 
 
 class _SongUTF16(UnicodeCIDFont):
@@ -116,6 +129,63 @@ def _font_name(font_path: str | None) -> str:
     # subfontIndex picks the first face of a .ttc collection and is ignored for a .ttf
     pdfmetrics.registerFont(TTFont(name, font_path, subfontIndex=0))
     return name
+
+
+@dataclass(frozen=True)
+class _Faces:
+    """The fonts of a receipt: a configured TrueType font for everything; without one, the built-in CID font for
+    Chinese and Vera, embedded, for Latin letters, digits and ¥, which viewers would otherwise substitute (cramped
+    digits in some, wide ones in others)."""
+
+    main: str
+    latin: str | None = None
+
+    def runs(self, text: str) -> Iterator[tuple[str, str]]:
+        """(font, text) of each run of ``text`` that one font draws."""
+        if self.latin is None:
+            yield self.main, text
+            return
+        latin = self.latin
+        for is_latin, chars in itertools.groupby(text, _LATIN.__contains__):
+            yield (latin if is_latin else self.main), "".join(chars)
+
+    def width(self, text: str, size: float) -> float:
+        return sum(pdfmetrics.stringWidth(run, font, size) for font, run in self.runs(text))
+
+    def fitted(self, text: str, size: float, max_width: float) -> float:
+        """The largest font size ≤ ``size`` at which ``text`` fits in ``max_width``."""
+        width = self.width(text, size)
+        return size if width <= max_width else size * max_width / width
+
+
+@functools.cache
+def _faces(font_path: str | None) -> _Faces:
+    if font_path is not None:
+        return _Faces(_font_name(font_path))
+    latin = "DuesflowVera"
+    pdfmetrics.registerFont(TTFont(latin, str(_LATIN_FONT_FILE)))
+    return _Faces(_font_name(None), latin)
+
+
+def _draw_text(canvas: Canvas, faces: _Faces, text: str, x: float, y: float, size: float, color: Color, *,
+               align: str = "left", bold: bool = False) -> None:
+    """Draw ``text`` each run in its font; ``align`` left, centre or right of ``x``. ``bold`` fills and strokes
+    the glyphs for weight: the CID font has no bold face."""
+    if align != "left":
+        x -= faces.width(text, size) / (2 if align == "centre" else 1)
+    canvas.setFillColor(color)
+    text_object = canvas.beginText(x, y)
+    if bold:
+        canvas.saveState()  # restores the text render mode, which would otherwise apply to later text
+        text_object.setTextRenderMode(2)
+        canvas.setStrokeColor(color)
+        canvas.setLineWidth(size / 45)
+    for font, run in faces.runs(text):
+        text_object.setFont(font, size)
+        text_object.textOut(run)
+    canvas.drawText(text_object)
+    if bold:
+        canvas.restoreState()
 
 
 def _cid_can_render(char: str) -> bool:
@@ -211,7 +281,7 @@ def _draw_artwork(canvas: Canvas) -> None:
 
 
 def _draw_rules(canvas: Canvas) -> None:
-    """The rule with a diamond under the title, the ruled lines of the fields and the seal's dashed circle."""
+    """The rule with a diamond under the title, the ruled lines of the fields and the signature block's frame."""
     canvas.setStrokeColor(_RED)
     canvas.setLineWidth(0.7)
     canvas.line(_MARGIN + 70, _RULE_Y, PAGE_WIDTH / 2 - 9, _RULE_Y)
@@ -223,11 +293,12 @@ def _draw_rules(canvas: Canvas) -> None:
     for field in range(_FIELDS):
         y = _FIELD_Y - field * _FIELD_STEP - 5
         canvas.line(_VALUE_LEFT - 4, y, _TEXT_RIGHT, y)
-    canvas.setStrokeColor(_SEAL_RED)
-    canvas.setLineWidth(0.9)
-    canvas.setDash(3, 2)
-    canvas.circle(_SEAL_X, _SEAL_Y, _SEAL_RADIUS, stroke=1, fill=0)
-    canvas.setDash()
+    canvas.setFillColor(_WHITE)
+    canvas.setLineWidth(0.8)
+    canvas.roundRect(_BLOCK_LEFT, _BLOCK_BOTTOM, _BLOCK_RIGHT - _BLOCK_LEFT, _BLOCK_TOP - _BLOCK_BOTTOM, 4,
+                     stroke=1, fill=1)
+    canvas.setFillColor(_RED)  # a red bar down the block's left edge
+    canvas.rect(_BLOCK_LEFT + 6, _BLOCK_BOTTOM + 8, 2.2, _BLOCK_TOP - _BLOCK_BOTTOM - 16, stroke=0, fill=1)
 
 
 def _draw_frame(canvas: Canvas) -> None:
@@ -266,63 +337,70 @@ def _diamond(canvas: Canvas, x: float, y: float, radius: float) -> None:
     canvas.drawPath(path, stroke=0, fill=1)
 
 
-def _draw_bold(canvas: Canvas, text: str, font: str, size: float, x: float, y: float, color: Color) -> None:
-    """Draw ``text`` filled and stroked for weight: the CID font has no bold face."""
-    canvas.saveState()  # restores the text render mode, which would otherwise apply to later text
-    text_object = canvas.beginText(x, y)
-    text_object.setTextRenderMode(2)
-    text_object.setFont(font, size)
-    text_object.setFillColor(color)
-    canvas.setStrokeColor(color)
-    canvas.setLineWidth(size / 45)
-    text_object.textOut(text)
-    canvas.drawText(text_object)
-    canvas.restoreState()
-
-
-def _draw_title(canvas: Canvas, font: str) -> None:
+def _draw_title(canvas: Canvas, faces: _Faces) -> None:
     """The red title (its rule with a diamond is part of the artwork)."""
-    size = _fitted(TITLE, font, 21, PAGE_WIDTH - 2 * _MARGIN - 40)
-    width = pdfmetrics.stringWidth(TITLE, font, size)
-    _draw_bold(canvas, TITLE, font, size, (PAGE_WIDTH - width) / 2, PAGE_HEIGHT - 64, _RED)
+    size = faces.fitted(TITLE, 21, PAGE_WIDTH - 2 * _MARGIN - 40)
+    _draw_text(canvas, faces, TITLE, PAGE_WIDTH / 2, PAGE_HEIGHT - 64, size, _RED, align="centre", bold=True)
 
 
-def _draw_field(canvas: Canvas, font: str, label: str, value: str, field: int, size: float) -> None:
+def _draw_field(canvas: Canvas, faces: _Faces, label: str, value: str, field: int, size: float) -> None:
     """Label and value of the ``field``-th field on its ruled line, the value shrunk to fit before the QR code."""
     y = _FIELD_Y - field * _FIELD_STEP
-    canvas.setFillColor(_LABEL)
-    canvas.setFont(font, 11)
-    canvas.drawString(_MARGIN + 8, y, label)
-    canvas.setFillColor(_INK)
-    canvas.setFont(font, _fitted(value, font, size, _TEXT_RIGHT - _VALUE_LEFT - 4))
-    canvas.drawString(_VALUE_LEFT, y, value)
+    _draw_text(canvas, faces, label, _MARGIN + 8, y, 11, _LABEL)
+    _draw_text(canvas, faces, value, _VALUE_LEFT, y, faces.fitted(value, size, _TEXT_RIGHT - _VALUE_LEFT - 4), _INK)
 
 
-def _draw_void_mark(canvas: Canvas, font: str) -> None:
+_BLOCK_STYLES = ((10, _RED, True), (8.5, _INK, False), (8.5, _INK, False), (8, _LABEL, False), (8, _LABEL, False))
+
+
+def signature_block_lines(content: ReceiptContent, key: SigningKey) -> tuple[str, ...]:
+    """The text of the signature block, line by line."""
+    return (
+        SIGNED_STATEMENT,
+        f"签发单位：{content.issuer}　　签发日期：{chinese_date(content.issued_on)}",
+        f"签名证书指纹（SHA-256）：{short_fingerprint(key.fingerprint)}",
+        f"核验：在 {content.verify_home} 上传本PDF文件，",
+        "或在PDF阅读器中查看签名（无需联网）",
+    )
+
+
+def _draw_signature_block(canvas: Canvas, faces: _Faces, content: ReceiptContent, key: SigningKey) -> None:
+    """Who signed, when, the certificate's fingerprint and where to check it: a digital signature, not a seal."""
+    left, width = _BLOCK_LEFT + 16, _BLOCK_RIGHT - _BLOCK_LEFT - 24
+    y = _BLOCK_TOP - 17
+    for text, (size, color, bold) in zip(signature_block_lines(content, key), _BLOCK_STYLES, strict=True):
+        _draw_text(canvas, faces, text, left, y, faces.fitted(text, size, width), color, bold=bold)
+        y -= 16 if bold else 12.5
+
+
+def _draw_void_mark(canvas: Canvas, faces: _Faces) -> None:
     """A large, translucent 作废 stamp across the middle of the page."""
     canvas.saveState()
     canvas.translate(PAGE_WIDTH / 2 - 40, PAGE_HEIGHT / 2 - 10)
     canvas.rotate(18)
     canvas.setFillAlpha(0.55)
     canvas.setStrokeAlpha(0.7)
-    canvas.setFillColor(_RED)
     canvas.setStrokeColor(_RED)
     canvas.setLineWidth(3)
     canvas.roundRect(-105, -40, 210, 100, 8, stroke=1, fill=0)
-    canvas.setFont(font, 80)
-    canvas.drawCentredString(0, -15, VOID_MARK)
+    _draw_text(canvas, faces, VOID_MARK, 0, -15, 80, _RED, align="centre")
     canvas.restoreState()
 
 
-def render_receipt_pdf(content: ReceiptContent, font_path: str | None = None) -> bytes:
-    """Render one version of a commemorative receipt as PDF bytes.
+def receipt_identity(content: ReceiptContent) -> dict[str, str | int]:
+    """What the signature dictionary of a receipt's PDF says it is (read back by ``verify-document``)."""
+    return {"DuesflowReceipt": content.number, "DuesflowVersion": content.version}
+
+
+def render_receipt_pdf(content: ReceiptContent, key: SigningKey, font_path: str | None = None) -> bytes:
+    """Render one version of a commemorative receipt as PDF bytes, signed with ``key`` (PAdES B-B).
 
     ``font_path`` is a TrueType font (.ttf, or the first face of a .ttc), embedded as a subset; without
-    it the text uses reportlab's built-in CID font STSong-Light, which viewers supply themselves.
-    The output depends only on the arguments (reportlab's invariant mode, dated with ``issued_on``),
-    so rendering the same receipt again gives the same bytes.
+    it the Chinese text uses reportlab's built-in CID font STSong-Light, which viewers supply themselves, and
+    Latin letters and digits Vera, embedded. Apart from the signature (its time and, for ECDSA, its random
+    value) the output depends only on the arguments (reportlab's invariant mode, dated with ``issued_on``).
     """
-    font = _font_name(font_path)
+    faces = _faces(font_path)
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), invariant=True)
     canvas.setTitle(f"{TITLE} {content.number}")
@@ -333,55 +411,45 @@ def render_receipt_pdf(content: ReceiptContent, font_path: str | None = None) ->
     canvas.setDateFormatter(lambda *_: content.issued_on.strftime("D:%Y%m%d000000+08'00'"))
 
     _draw_artwork(canvas)
-    _draw_title(canvas, font)
+    _draw_title(canvas, faces)
 
-    canvas.setFillColor(_INK)
-    canvas.setFont(font, 10.5)
-    canvas.drawRightString(PAGE_WIDTH - _MARGIN, PAGE_HEIGHT - 102, f"编号：{content.number}")
+    _draw_text(canvas, faces, f"编号：{content.number}", PAGE_WIDTH - _MARGIN, PAGE_HEIGHT - 102, 10.5, _INK,
+               align="right")
     if content.version > 1:
-        canvas.setFillColor(_RED)
-        canvas.drawString(_MARGIN, PAGE_HEIGHT - 102, f"补发（第{content.version}版）")
+        _draw_text(canvas, faces, f"补发（第{content.version}版）", _MARGIN, PAGE_HEIGHT - 102, 10.5, _RED)
 
     salutation_y = _SALUTATION_Y
-    name_size = _fitted(content.member_name, font, 19, _TEXT_RIGHT - _MARGIN - 60)
-    _draw_bold(canvas, content.member_name, font, name_size, _MARGIN, salutation_y, _INK)
-    canvas.setFillColor(_INK)
-    canvas.setFont(font, 14)
-    canvas.drawString(
-        _MARGIN + pdfmetrics.stringWidth(content.member_name, font, name_size) + 6, salutation_y, "同志："
-    )
-    canvas.setFont(font, 12)
+    name_size = faces.fitted(content.member_name, 19, _TEXT_RIGHT - _MARGIN - 60)
+    _draw_text(canvas, faces, content.member_name, _MARGIN, salutation_y, name_size, _INK, bold=True)
+    _draw_text(canvas, faces, "同志：", _MARGIN + faces.width(content.member_name, name_size) + 6, salutation_y, 14,
+               _INK)
     for line_number, line in enumerate(ACKNOWLEDGEMENT):
-        canvas.drawString(_MARGIN + 24, salutation_y - 24 - 18 * line_number, line)
+        _draw_text(canvas, faces, line, _MARGIN + 24, salutation_y - 24 - 18 * line_number, 12, _INK)
 
-    _draw_field(canvas, font, "金额（小写）", format_yuan(content.amount), 0, 16)
-    _draw_field(canvas, font, "金额（大写）", PREFIX + to_capitals(content.amount), 1, 14)
-    _draw_field(canvas, font, "代收党组织", content.grassroots_org_name, 2, 12.5)
-    _draw_field(canvas, font, "验证码", content.verification_code, 3, 13)
+    _draw_field(canvas, faces, "金额（小写）", format_yuan(content.amount), 0, 16)
+    _draw_field(canvas, faces, "金额（大写）", PREFIX + to_capitals(content.amount), 1, 14)
+    _draw_field(canvas, faces, "代收党组织", content.grassroots_org_name, 2, 12.5)
+    _draw_field(canvas, faces, "验证码", content.verification_code, 3, 13)
 
     _draw_qr(canvas, content.verify_url, _QR_LEFT, _QR_BOTTOM, _QR_SIZE)
-    canvas.setFillColor(_LABEL)
-    canvas.setFont(font, 9)
-    canvas.drawCentredString(_QR_LEFT + _QR_SIZE / 2, _QR_BOTTOM - 13, "扫码核验收据真伪")
+    _draw_text(canvas, faces, "扫码核验收据真伪", _QR_LEFT + _QR_SIZE / 2, _QR_BOTTOM - 13, 9, _LABEL, align="centre")
 
-    seal_x, seal_y, seal_radius = _SEAL_X, _SEAL_Y, _SEAL_RADIUS  # its dashed circle is part of the artwork
-    canvas.setFillColor(_INK)
-    canvas.setFont(font, _fitted(content.issuer, font, 12, 1.8 * seal_radius))
-    canvas.drawCentredString(seal_x, seal_y + 5, content.issuer)
-    issued_on = chinese_date(content.issued_on)
-    canvas.setFont(font, _fitted(issued_on, font, 11, 1.7 * seal_radius))
-    canvas.drawCentredString(seal_x, seal_y - 14, issued_on)
+    _draw_signature_block(canvas, faces, content, key)
 
-    canvas.setFillColor(_LABEL)
-    note_right = seal_x - 60
-    canvas.setFont(font, 8.5)
-    canvas.drawString(_MARGIN, 50, "扫描二维码或访问以下地址，可核验本收据：")
-    canvas.setFont(font, _fitted(content.verify_url, font, 8.5, note_right - _MARGIN))
-    canvas.drawString(_MARGIN, 37, content.verify_url)
+    note_right = _BLOCK_LEFT - 12
+    _draw_text(canvas, faces, "扫描二维码或访问以下地址，可核验本收据：", _MARGIN, 50, 8.5, _LABEL)
+    _draw_text(canvas, faces, content.verify_url, _MARGIN, 37,
+               faces.fitted(content.verify_url, 8.5, note_right - _MARGIN), _LABEL)
 
     if content.voided:
-        _draw_void_mark(canvas, font)
+        _draw_void_mark(canvas, faces)
 
+    signed_at = datetime.datetime.now(_BEIJING).replace(microsecond=0)
+    reason = f"{content.issuer}签发纪念收据 {content.number}（第{content.version}版）"
+    add_signature_field(
+        canvas, key, reason=reason, signed_at=signed_at, rect=(_BLOCK_LEFT, _BLOCK_BOTTOM, _BLOCK_RIGHT, _BLOCK_TOP),
+        extra=receipt_identity(content),
+    )
     canvas.showPage()
     canvas.save()
-    return buffer.getvalue()
+    return sign_pdf(buffer.getvalue(), key)

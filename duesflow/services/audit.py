@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import raiseload
 
 from ..extensions import db, insert_on_conflict
@@ -89,6 +89,24 @@ def append_event(
     db.session.add(event)
     db.session.flush()
     return event
+
+
+GLOBAL_CHAIN = "global"
+
+
+def chain_heads() -> dict[str, tuple[int, str]]:
+    """Chain key → (number of events in it, hash of its newest event), for every chain that has events. Today the
+    trail is one chain, ``"global"``; a signed checkpoint (``audit_checkpoints``) records exactly this."""
+    newest = select(Event.hash).order_by(Event.id.desc()).limit(1).scalar_subquery()
+    length, head = db.session.execute(select(func.count(Event.id), newest)).one()  # one statement, one snapshot
+    return {GLOBAL_CHAIN: (length, head)} if length else {}
+
+
+def chain_hash_at(chain: str, length: int) -> str | None:
+    """The hash of the ``length``-th event (from 1) of ``chain``; None when the chain is shorter (or unknown)."""
+    if chain != GLOBAL_CHAIN or length < 1:
+        return None
+    return db.session.scalar(select(Event.hash).order_by(Event.id).offset(length - 1).limit(1))
 
 
 @dataclass(frozen=True)

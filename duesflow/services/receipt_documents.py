@@ -25,6 +25,7 @@ from ..extensions import db, insert_on_conflict
 from ..models import Payment, Receipt, ReceiptDocument, utcnow
 from ..receipts.pdf import ReceiptContent, render_receipt_pdf
 from ..receipts.slip import SlipContent
+from ..signing import signing
 from ..timeutil import beijing_today
 from .payment_reads import PaymentRow
 from .receipts import ISSUER
@@ -125,9 +126,10 @@ def _renderer_version() -> str:
     return digest.hexdigest()
 
 
-def fingerprint(content: ReceiptContent, font_path: str | None) -> str:
-    """Everything the PDF of ``content`` depends on, hashed: the same fingerprint renders the same bytes."""
-    parts = [_renderer_version(), font_path, dataclasses.asdict(content)]
+def fingerprint(content: ReceiptContent, font_path: str | None, signer: str) -> str:
+    """Everything the PDF of ``content`` depends on, hashed: the same fingerprint renders the same page, signed by the
+    same certificate (``signer``, its fingerprint; a new key makes every stored document stale)."""
+    parts = [_renderer_version(), font_path, signer, dataclasses.asdict(content)]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -136,14 +138,16 @@ log = logging.getLogger(__name__)
 
 def receipt_pdf(payment: PaymentRow) -> bytes:
     """The PDF of the payment's latest receipt, from a row of ``payment_reads.visible_payment_with_document_or_404``:
-    its stored document while that still matches what the receipt shows; otherwise rendered now and stored once
-    the answer is ready, for the next download."""
+    its stored document while that still matches what the receipt shows and the key that signs; otherwise rendered
+    and signed now and stored once the answer is ready, so that each receipt version is signed once, not at every
+    download."""
     content = content_of(payment)
     font_path = current_app.config["RECEIPT_FONT"]
-    key = fingerprint(content, font_path)
+    signing_key = signing().key
+    key = fingerprint(content, font_path, signing_key.fingerprint)
     if payment.document_fingerprint == key:
         return payment.document_pdf
-    pdf = render_receipt_pdf(content, font_path)
+    pdf = render_receipt_pdf(content, signing_key, font_path)
     _store_after_request(payment.receipt_id, key, pdf)
     return pdf
 

@@ -1,4 +1,5 @@
-"""Issuing and verifying receipts: gapless numbers per Beijing year, random verification codes."""
+"""Issuing and verifying receipts: gapless numbers per Beijing year, random verification codes, and the check of
+a signed receipt PDF against the live receipt version it names."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from decimal import Decimal
 from sqlalchemy import insert, select, update
 
 from .. import permissions
-from ..errors import ReceiptNotFound
+from ..errors import ReceiptNotFound, ValidationFailed
 from ..extensions import db, insert_on_conflict
 from ..models import Payment, Receipt, ReceiptSequence, User, utcnow
+from ..receipts.verification import DocumentProblem, NotAPdf, read_signed_document
+from ..signing import signing
 from ..timeutil import beijing_today
 from ..workflow import RECEIPT_TRANSITIONS, ReceiptChange
 from .audit import append_event
@@ -139,4 +142,46 @@ def verify_receipt(number: str, code: str) -> Verification:
         amount=payment.amount,
         issued_on=receipt.issued_on,
         member_name=payment.member.name,
+    )
+
+
+DOCUMENT_MAX_BYTES = 2 * 1024 * 1024  # SPEC §5: verify-document takes a PDF of at most 2 MiB
+
+
+@dataclass(frozen=True)
+class DocumentVerification:
+    """The answer about an uploaded receipt PDF: genuine and live, or the reason it is not."""
+
+    valid: bool
+    reason: DocumentProblem | None = None
+    number: str | None = None
+    version: int | None = None
+    amount: Decimal | None = None
+    issued_on: date | None = None
+    member_name: str | None = None  # unmasked: the view masks it
+    signed_by: str | None = None
+
+
+def verify_document(pdf: bytes) -> DocumentVerification:
+    """Is ``pdf`` a receipt signed by the service's key (current or retired), unchanged since, naming the receipt
+    version that is live now? 422 ``validation_error`` when it is not a PDF at all."""
+    try:
+        signed = read_signed_document(pdf, signing().known)
+    except NotAPdf:
+        raise ValidationFailed("上传的文件不是PDF文件。", fields={"document": ["不是PDF文件。"]}) from None
+    if signed.problem is not None:
+        return DocumentVerification(False, signed.problem)
+    receipt = None
+    if signed.number is not None and RECEIPT_NUMBER.fullmatch(signed.number):
+        receipt = db.session.scalars(select(Receipt).where(Receipt.number == signed.number)).one_or_none()
+    if receipt is None:  # signed by us, yet no receipt of ours: a sample, or some other document
+        return DocumentVerification(False, DocumentProblem.NOT_A_RECEIPT)
+    if receipt.voided:
+        return DocumentVerification(False, DocumentProblem.VOIDED)
+    if signed.version != receipt.version:
+        return DocumentVerification(False, DocumentProblem.SUPERSEDED)
+    payment = receipt.payment
+    return DocumentVerification(
+        True, number=receipt.number, version=receipt.version, amount=payment.amount, issued_on=receipt.issued_on,
+        member_name=payment.member.name, signed_by=signed.signed_by,
     )

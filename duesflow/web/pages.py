@@ -7,11 +7,13 @@ from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, session, url_for
 
-from ..errors import InvalidCredentials, ReceiptNotFound, TooManyRequests
+from ..errors import InvalidCredentials, ReceiptNotFound, TooManyRequests, ValidationFailed
 from ..extensions import db
 from ..models import User
 from ..receipts.capitals import format_yuan
+from ..receipts.verification import PROBLEM_TEXT
 from ..services import auth
+from ..services.receipts import DOCUMENT_MAX_BYTES
 from . import bp
 
 ROLE_NAMES = {"admin": "系统管理员", "clerk": "基层党委经办人", "reviewer": "组织部门审核人",
@@ -36,6 +38,8 @@ def _check_csrf() -> None:
     if request.method == "POST" and not request.path.startswith("/api/"):
         if request.endpoint == "web.upload_payment_batch":  # a spreadsheet of up to 10,000 rows (SPEC §9)
             request.max_content_length = current_app.config["MAX_BATCH_BYTES"]
+        elif request.endpoint == "web.verify_upload":  # a receipt PDF of up to 2 MiB, in its multipart envelope
+            request.max_content_length = DOCUMENT_MAX_BYTES + 64 * 1024
         sent = request.form.get("csrf_token", "")
         expected = session.get("csrf_token", "")
         if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
@@ -111,6 +115,38 @@ def home() -> Any:
     from .account import home_page
 
     return home_page(user)
+
+
+@bp.get("/verify")
+def verify_home() -> Any:
+    """The form for the number and code printed on a paper receipt (sent on to ``/verify/<number>``), and the
+    upload of a receipt PDF."""
+    number, code = request.args.get("number", "").strip()[:32], request.args.get("code", "").strip()[:64]
+    if number:
+        return redirect(url_for("web.verify_page", number=number, code=code or None))
+    return render_template("verify_home.html", result=None, error=None, reasons=PROBLEM_TEXT)
+
+
+@bp.post("/verify")
+def verify_upload() -> Any:
+    from ..api.meta import document_verification_view
+
+    upload = request.files.get("document")
+    status, result, error = 200, None, None
+    pdf = upload.read(DOCUMENT_MAX_BYTES + 1) if upload is not None else b""
+    if not pdf:
+        status, error = 422, "请选择要查验的收据PDF文件。"
+    elif len(pdf) > DOCUMENT_MAX_BYTES:
+        status, error = 413, "文件超过2 MiB，不是本系统开具的收据。"
+    else:
+        try:
+            result = document_verification_view(pdf)
+            db.session.commit()
+        except (ValidationFailed, TooManyRequests) as failure:
+            db.session.rollback()
+            status = failure.status
+            error = "查验次数过多，请稍后再试。" if failure.status == 429 else "上传的文件不是PDF文件。"
+    return render_template("verify_home.html", result=result, error=error, reasons=PROBLEM_TEXT), status
 
 
 @bp.get("/verify/<number>")
