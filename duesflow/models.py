@@ -27,11 +27,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from .extensions import db
 from .money import MINIMUM_AMOUNT
 from .personal_data import EncryptedText, PersonalField, data_keys
+from .timeutil import utcnow
 from .workflow import OrgKind, Role, State
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -13,11 +13,11 @@ from sqlalchemy.orm import aliased, selectinload, undefer_group
 
 from .. import permissions, schemas
 from ..api.framework import load
-from ..api.pagination import newest_first, page, split
 from ..api.presenters import member_phone, member_summary, member_view
 from ..errors import DirectPaymentRefused, DomainError, Forbidden
 from ..extensions import db
 from ..models import PERSONAL, Member, Org, Payment, User
+from ..pagination import newest_first, page, split
 from ..schemas import PAYMENT_METHODS
 from ..services import members as member_service
 from ..services import users as user_service
