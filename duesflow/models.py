@@ -182,6 +182,7 @@ class Payment(db.Model):
         Index("ix_payments_grassroots_state", "grassroots_org_id", "state", "created_at", "id"),
         Index("ix_payments_holder_state", "holder_org_id", "state", "created_at", "id"),
         Index("ix_payments_member_created", "member_id", "created_at", "id"),
+        Index("ix_payments_state", "state"),  # /metrics counts payments by state from this index alone
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
