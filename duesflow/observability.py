@@ -11,11 +11,13 @@ started the workers (the gunicorn master) and that process's start time, so that
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -97,9 +99,12 @@ def metrics_directory() -> Path:
     if configured:
         path = Path(configured)
     else:
-        server = os.getppid() if "gunicorn.arbiter" in sys.modules else os.getpid()
+        under_gunicorn = "gunicorn.arbiter" in sys.modules
+        server = os.getppid() if under_gunicorn else os.getpid()
         path = Path(tempfile.gettempdir()) / f"duesflow-metrics-{server}-{_start_time(server)}"
         os.environ[MULTIPROC_ENV] = str(path)
+        if not under_gunicorn:  # a process of its own (flask run, a command): its directory ends with it
+            atexit.register(shutil.rmtree, path, ignore_errors=True)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
