@@ -209,7 +209,7 @@ def init_app(app: Flask) -> None:
     def _start() -> None:
         g.request_started = time.perf_counter()
         sent = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = sent if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+        g.request_id = sent if _sane_request_id(sent) else _new_request_id()
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -237,6 +237,19 @@ def init_app(app: Flask) -> None:
         return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4; charset=utf-8")
 
     app.add_url_rule("/metrics", "metrics", metrics_view)
+
+
+def _sane_request_id(request_id: str) -> bool:
+    """A client's id is kept when it is short plain text that the log's masking leaves as it is (an id that
+    looks like a resident ID or mobile number would not match its own log line)."""
+    return bool(_SANE_REQUEST_ID.fullmatch(request_id)) and mask_personal_numbers(request_id) == request_id
+
+
+def _new_request_id() -> str:
+    while True:  # a random hex id holds a run of 11 digits now and then, which would be masked in the log
+        request_id = uuid.uuid4().hex
+        if mask_personal_numbers(request_id) == request_id:
+            return request_id
 
 
 def _user_id() -> int | None:

@@ -158,6 +158,9 @@ def test_every_request_writes_one_json_line_with_its_request_id(client, api, wor
     made = client.get("/healthz", headers={"X-Request-ID": "<script>no spaces, please"})
     too_long = client.get("/healthz", headers={"X-Request-ID": "a" * 129})
     assert re.fullmatch(r"[0-9a-f]{32}", too_long.headers["X-Request-ID"])
+    # An id that would be masked in the log (it looks like a phone number) could not be found there: replaced.
+    phone_like = client.get("/healthz", headers={"X-Request-ID": PHONE})
+    assert re.fullmatch(r"[0-9a-f]{32}", phone_like.headers["X-Request-ID"])
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
     lines = [line for line in records(log_lines) if line["logger"] == "duesflow.request"]
     by_id = {line["request_id"]: line for line in lines}
