@@ -82,7 +82,6 @@ def _configure_logging(app: Flask) -> None:
         handler.setFormatter(JsonLines())
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    logger.propagate = False
     app.logger.handlers = [handler for handler in logger.handlers]
 
 
