@@ -82,7 +82,7 @@ sed -e "s|server 10.0.0.11:8000|server ${hosts[0]}|; s|server 10.0.0.12:8000|ser
     -e "s|listen 80;|listen 127.0.0.1:$http_port;|; s|listen 443 ssl http2;|listen 127.0.0.1:$https_port ssl http2;|" \
     -e '/listen \[::\]/d' \
     -e "s|return 301 https://\$host\$request_uri;|return 301 https://\$host:$https_port\$request_uri;|" \
-    -e "s|/etc/ssl/duesflow/|$work/nginx/tls/|" \
+    -e "s|/etc/ssl/duesflow/|$work/nginx/tls/|; s|/var/log/nginx/|$work/nginx/logs/|" \
     "$here/nginx/duesflow.conf" > "$work/nginx/duesflow.conf"
 cat > "$work/nginx/nginx.conf" <<NGINX
 worker_processes 1;
@@ -119,6 +119,10 @@ for _ in $(seq 1 $requests); do
   status=$(curl -ks -o /dev/null -w '%{http_code}' "$site/api/v1/payments" -H "Authorization: Bearer $token")
   [ "$status" = 200 ] || fail "GET /api/v1/payments through nginx answered $status"
 done
+# A search by resident ID: its query string must reach no log.
+status=$(curl -ks -o /dev/null -w '%{http_code}' "$site/api/v1/members?id_number=110101199003074477" \
+  -H "Authorization: Bearer $token")
+[ "$status" = 200 ] || fail "GET /api/v1/members?id_number= through nginx answered $status"
 # The page login: the form's CSRF token and the session cookie (Secure, over TLS).
 jar="$work/cookies"
 csrf=$(curl -ks -c "$jar" "$site/login" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -1)
@@ -153,4 +157,6 @@ PY
 done
 [ "$total" = "$requests" ] || fail "the hosts' metrics count $total payment lists, $requests were sent"
 grep -q '"route": "/api/v1/payments", "status": 200' "$work"/host*.log || fail "no JSON request line in the hosts' logs"
+grep -q "id_number\|?" "$work/nginx/logs/duesflow.access.log" && fail "a query string reached nginx's access log"
+grep -q '"GET /api/v1/payments HTTP/[0-9.]*" 200' "$work/nginx/logs/duesflow.access.log" || fail "nginx's access log"
 echo "two-host deployment rehearsed: login through nginx, /metrics of both hosts, $total requests counted"

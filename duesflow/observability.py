@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, Response, abort, g, has_request_context, request
 
 from .errors_web import mask_personal_numbers
 from .services import metrics as metric_reads
@@ -69,20 +69,17 @@ class JsonLines(logging.Formatter):
 
 
 def _current_request_id() -> str | None:
-    from flask import has_request_context
-
     return g.get("request_id") if has_request_context() else None
 
 
-def _configure_logging(app: Flask) -> None:
+def _configure_logging() -> None:
     """The ``duesflow`` loggers write JSON lines to stderr (gunicorn's error log, or the journal under systemd)."""
     logger = logging.getLogger("duesflow")
     if not any(isinstance(handler.formatter, JsonLines) for handler in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonLines())
         logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    app.logger.handlers = [handler for handler in logger.handlers]
+    logger.setLevel(logging.INFO)  # app.logger is this logger: Flask adds no handler of its own beside it
 
 
 def _start_time(pid: int) -> str:
@@ -200,7 +197,7 @@ def _metrics_allowed(networks: list[Any]) -> bool:
 def init_app(app: Flask) -> None:
     """Request ids, JSON request logs and metrics. Registered before the blueprints, so that its clock starts
     before any other hook can answer."""
-    _configure_logging(app)
+    _configure_logging()
     metrics = _Metrics.of_this_process()
     networks = _allowed_networks(app.config["METRICS_ALLOW"])
 
