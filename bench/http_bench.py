@@ -6,7 +6,7 @@
 
 What it does, per engine:
 
-1. Databases. The seeded databases of ``flask --app duesflow bench-seed`` (10,000 and 1,000,000 payments) are
+1. Databases. The seeded databases of ``python bench/bench_seed.py`` (10,000 and 1,000,000 payments) are
    brought to the current schema (``init-db``) and then read, never written to (only the bench users' login tokens
    are added, and the document the first download of each receipt stores). Recording payments writes, so it runs
    on a scratch copy of the small database (SQLite: an online backup to a new file; PostgreSQL: ``CREATE DATABASE
@@ -1069,7 +1069,7 @@ def main(argv: list[str] | None = None) -> int:
         large: Database | None = database_for(engine, args.large_db, "large")
         if not exists(small):
             sys.exit(f"{engine}: the small database {small.name} does not exist "
-                     "(flask --app duesflow bench-seed, or --small-db)")
+                     "(python bench/bench_seed.py, or --small-db)")
         if large is not None and not exists(large):
             log(f"{engine}: the large database {large.name} does not exist; flatness is skipped")
             large = None

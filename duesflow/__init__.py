@@ -46,10 +46,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
 
-    from . import api, cli, errors_web, web
+    from . import api, cli, errors_web, observability, web
     from .api.meta import healthz
     from .services import notifications
 
+    observability.init_app(app)
     app.session_interface = _PagesOnlySessions()
     app.url_map.converters["int"] = _IdConverter
     app.register_blueprint(api.bp)

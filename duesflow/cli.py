@@ -1,6 +1,6 @@
 """Flask commands: init-db, seed-orgs, create-user, demo, verify-audit, audit-checkpoint, verify-receipt,
 sample-receipt, render-receipts, import-members, import-payments, backup, send-notifications, generate-data-key,
-rotate-data-key, bench-seed."""
+rotate-data-key (bench-seed is bench/bench_seed.py)."""
 
 from __future__ import annotations
 
@@ -301,84 +301,9 @@ def rotate_data_key(batch: int) -> None:
                "现在可以从 DUESFLOW_DATA_OLD_KEYS 中删除旧密钥。")
 
 
-@click.command("bench-seed")
-@click.option("--payments", required=True, type=click.IntRange(min=1), help="how many payments to create")
-@click.option("--seed", "random_seed", type=int, default=1, show_default=True,
-              help="random seed: the same seed gives the same tree, members and histories")
-@click.option("--years", type=click.IntRange(1, 15), default=3, show_default=True,
-              help="the payments are spread evenly over this many years up to now (office hours, Beijing time)")
-@click.option("--per-year", type=click.IntRange(min=1), default=None,
-              help="spread the payments at this many a year instead (overrides --years): databases of any size then "
-                   "hold the same work in flight, as more years of the same service would")
-@click.option("--members", type=click.IntRange(min=1), default=None,
-              help="members to register  [default: payments/20, at least 3 per grassroots org, at most 60,000]")
-@click.option("--password", default="bench-password", show_default=True, help="password of every bench account")
-@click.option("--chunk", type=click.IntRange(min=100), default=20_000, show_default=True,
-              help="payments written per batch (SQLite: one commit each; PostgreSQL loads in one transaction)")
-def bench_seed(payments: int, random_seed: int, years: int, per_year: int | None, members: int | None, password: str,
-               chunk: int) -> None:
-    """Fill an empty database with PAYMENTS realistic payments for benchmarks (issue 7).
-
-    Applies the migrations and loads the channel tree when needed (init-db, seed-orgs), then adds a deep branch
-    below five provinces and the SASAC party committee (grassroots six levels down from central), one account per
-    org, members, and payments in every state with their whole event history, receipts, refunds and deliveries;
-    verify-audit passes afterwards.
-
-    Not idempotent, on purpose: a database that already has payments or a bench branch is refused (exit 1), since
-    back-dated bench payments cannot join an existing audit chain and receipt sequence in time order. Seed a fresh
-    database each time; if a run is interrupted, drop the database and start again.
-    """
-    import time
-    from collections.abc import Callable
-    from contextlib import ExitStack
-
-    from .bench_seed import BenchRefused, seed_bench, span_days
-    from .workflow import State
-
-    try:
-        span_days(payments, years=years, per_year=per_year)
-    except ValueError as too_long:
-        raise click.BadParameter(str(too_long), param_hint="--per-year") from None
-
-    started = time.perf_counter()
-    with ExitStack() as stack:
-        updates: list[Callable[[int], None]] = []
-
-        def progress(written: int) -> None:
-            if not updates:  # opened when the payments begin, below the phases already printed
-                updates.append(stack.enter_context(click.progressbar(
-                    length=payments, label="款项", show_pos=True, show_percent=True, show_eta=True,
-                    file=click.get_text_stream("stderr"))).update)
-            updates[0](written)
-
-        try:
-            report = seed_bench(payments, seed=random_seed, years=years, per_year=per_year, members=members,
-                                password=password, chunk=chunk, progress=progress,
-                                phase=lambda text: click.echo(f"{text}……", err=True))
-        except BenchRefused as refused:
-            db.session.rollback()
-            raise click.ClickException(str(refused)) from None
-        except DomainError as error:
-            _fail(error)
-            return
-    laps = "，".join(f"{name} {seconds:.1f} 秒" for name, seconds in report.seconds.items())
-    click.echo(f"已生成 {report.payments} 笔款项、{report.events} 个事件，用时 {time.perf_counter() - started:.1f} 秒"
-               f"（{laps}）。")
-    click.echo("各状态：" + "，".join(f"{state} {report.states[state]}" for state in State))
-    click.echo(f"组织 {report.orgs} 个（基层党委 {report.grassroots} 个，最深处距中央 {report.depth - 1} 级），"
-               f"账户 {report.users} 个，党员 {report.members} 名，直接汇款 {report.remittances} 笔。")
-    click.echo("收据：" + "，".join(f"{year} 年 {count} 张" for year, count in report.receipts.items())
-               + f"；退还 {report.refunds} 笔，签收 {report.deliveries} 次。")
-    click.echo(f"基准测试账户（密码均为 {password}）：")
-    for login in report.logins:
-        click.echo(f"  {login.username:<28} {login.role:<9} {login.where}")
-    click.echo("  另：每个 bench 组织各有一个账户——审核员 bench-r-<代码>，基层经办人 bench-c-<代码>"
-               "（<代码> 为组织 code 去掉 bench. 前缀，省级渠道即其 code，如 bench-r-jilin）。")
-
-
 def register(app: Flask) -> None:
     for command in (init_db, seed_orgs, create_user, demo, verify_audit, audit_checkpoint, verify_receipt,
                     sample_receipt, render_receipts, import_members, backup, send_notifications, generate_data_key,
-                    rotate_data_key, bench_seed):
+                    rotate_data_key):
         app.cli.add_command(command)
     app.cli.add_command(import_payments)

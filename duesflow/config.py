@@ -72,6 +72,8 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "TOKEN_TTL": timedelta(seconds=int(env("DUESFLOW_TOKEN_TTL", str(8 * 3600)))),
         # Number of reverse proxies in front of the service whose X-Forwarded-For may be trusted.
         "TRUSTED_PROXIES": int(env("DUESFLOW_TRUSTED_PROXIES", "0")),
+        # Who may read /metrics: addresses or networks, comma-separated (everyone else gets 404).
+        "METRICS_ALLOW": env("DUESFLOW_METRICS_ALLOW", "127.0.0.0/8,::1"),
         "LOGIN_MAX_FAILURES": 5,
         "LOGIN_WINDOW": timedelta(minutes=15),
         "VERIFY_MAX_ATTEMPTS": int(env("DUESFLOW_VERIFY_MAX_ATTEMPTS", "30")),

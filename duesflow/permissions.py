@@ -125,7 +125,7 @@ def _written(state: str) -> ColumnElement[str]:
 
 
 def inbox_branches(user: User) -> list[ColumnElement[bool]]:
-    """``user``'s inbox as clauses to be merged (``api.pagination.merged_page``): payments held at its org in a
+    """``user``'s inbox as clauses to be merged (``pagination.merged_page``): payments held at its org in a
     state awaiting its role's action, and payments its org collected in a state awaiting its action there (a
     rejected payment awaits its refund from the committee that collected it, wherever it was rejected).
 

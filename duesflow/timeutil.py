@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from .models import utcnow
-
 BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime (what every timestamp column stores)."""
+    return datetime.now(UTC)
 
 
 def beijing_today() -> date:

@@ -57,7 +57,9 @@ SERVER_ENV = {
 
 def subprocess_env(database_url: str) -> dict[str, str]:
     """The environment of a server or ``flask`` command on ``database_url``; no DUESFLOW_* of the caller."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("DUESFLOW_")}
+    # Nor the metrics directory an in-process app made: each server start makes its own (duesflow.observability).
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("DUESFLOW_") and name != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(SERVER_ENV, DUESFLOW_DATABASE_URL=database_url)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     return env
@@ -82,6 +84,7 @@ class LiveServer:
 
     @property
     def error_log(self) -> Path:
+        """gunicorn's own messages and, captured from the workers' stderr, the app's JSON log lines."""
         return self.logs / "error.log"
 
     def workers_of(self, probes: list[str], timeout: float = 10.0) -> dict[str, int]:
@@ -137,7 +140,7 @@ def start_server(database_url: str, logs: Path, workers: int = WORKERS, *,
         "--bind", f"fd://{listener.fileno()}", "--timeout", "60", "--graceful-timeout", "5",
         "--access-logfile", str(logs / "access.log"),
         "--access-logformat", f"%(p)s %({{{PROBE_HEADER.lower()}}}i)s",
-        "--error-logfile", str(logs / "error.log"), "--log-level", "warning",
+        "--error-logfile", str(logs / "error.log"), "--log-level", "warning", "--capture-output",
         "duesflow:create_app()",
     ]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=subprocess_env(database_url),

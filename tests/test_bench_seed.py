@@ -1,5 +1,5 @@
-"""bench-seed (issue 7): N payments over a deep org tree in every state, with a valid audit trail, gapless receipt
-numbers, and accounts that can read them through the API."""
+"""bench/bench_seed.py (issue 7): N payments over a deep org tree in every state, with a valid audit trail,
+gapless receipt numbers, and accounts that can read them through the API."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import func, select
 
-from duesflow.bench_seed import _beijing_date, _micros
+from bench.bench_seed import _beijing_date, _micros, bench_seed
 from duesflow.extensions import db
 from duesflow.models import Event, Member, Org, Payment, Receipt, ReceiptSequence, Refund, User, utcnow
 from duesflow.workflow import State
@@ -20,7 +20,7 @@ PASSWORD = "bench-password"
 
 @pytest.fixture
 def seeded(runner):  # noqa: ANN001, ANN201
-    result = runner.invoke(args=["bench-seed", "--payments", str(PAYMENTS), "--seed", "7"])
+    result = runner.invoke(bench_seed, args=["--payments", str(PAYMENTS), "--seed", "7"])
     assert result.exit_code == 0, result.output
     db.session.expire_all()
     return result
@@ -105,7 +105,7 @@ def test_members_were_made_through_the_model_with_valid_particulars(seeded):
 
 
 def test_a_second_run_is_refused_and_adds_nothing(seeded, runner):
-    result = runner.invoke(args=["bench-seed", "--payments", "10"])
+    result = runner.invoke(bench_seed, args=["--payments", "10"])
     assert result.exit_code == 1
     assert "已有款项" in result.output
     assert db.session.scalar(select(func.count()).select_from(Payment)) == PAYMENTS
@@ -150,7 +150,7 @@ def _subtree(org_id: int) -> set[int]:
 
 
 def test_per_year_spreads_the_payments_over_as_many_days_as_that_rate_needs(runner):
-    result = runner.invoke(args=["bench-seed", "--payments", "200", "--per-year", "3650", "--members", "400"])
+    result = runner.invoke(bench_seed, args=["--payments", "200", "--per-year", "3650", "--members", "400"])
     assert result.exit_code == 0, result.output
     first, last = db.session.execute(select(func.min(Payment.created_at), func.max(Payment.created_at))).one()
     assert timedelta(days=14) < last - first <= timedelta(days=21)  # 200 payments at ten a day: twenty days
@@ -158,6 +158,6 @@ def test_per_year_spreads_the_payments_over_as_many_days_as_that_rate_needs(runn
 
 
 def test_per_year_refuses_a_span_beyond_fifteen_years(runner):
-    result = runner.invoke(args=["bench-seed", "--payments", "1000", "--per-year", "10"])
+    result = runner.invoke(bench_seed, args=["--payments", "1000", "--per-year", "10"])
     assert result.exit_code != 0 and "fifteen years" in result.output
     assert db.session.scalar(select(func.count()).select_from(Payment)) == 0

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from .. import permissions, schemas
 from ..errors import Forbidden, InvalidTransition, NotFound
 from ..models import Org
-from ..receipts.registers import RegisterContent, RegisterLine, render_collection_register_pdf
-from ..services.delivery import DeliveryInput, record_delivery, register_lines, undelivered_counts
-from ..timeutil import beijing_today
+from ..services import registers
+from ..services.delivery import DeliveryInput, record_delivery, undelivered_counts
 from . import bp
 from .framework import current_user, endpoint, read_body, read_query
 from .payments import _payment_roles_only, _pdf_response, detail
@@ -32,18 +29,9 @@ def receipt_delivered(payment_id: int) -> Any:
 
 
 def register_response(org: Org, *, undelivered_only: bool) -> Any:
-    """The collection register PDF of a grassroots org; shared by this API and the page route."""
-    lines = [
-        RegisterLine(receipt_number=line.receipt.number, member_name=line.payment.member.name,
-                     amount=line.payment.amount, issued_on=line.receipt.issued_on, version=line.receipt.version,
-                     delivered_on=line.delivery.delivered_on if line.delivery else None,
-                     signed_by=line.delivery.signed_by if line.delivery else None)
-        for line in register_lines(org, undelivered_only=undelivered_only)
-    ]
-    content = RegisterContent(org_name=org.name, lines=lines, printed_on=beijing_today(),
-                              undelivered_only=undelivered_only)
-    pdf = render_collection_register_pdf(content, current_app.config["RECEIPT_FONT"])
-    return _pdf_response(pdf, f"collection-register-{org.id}.pdf")
+    """Send the collection register PDF of a grassroots org; shared by this API and the page route."""
+    return _pdf_response(registers.collection_register_pdf(org, undelivered_only=undelivered_only),
+                         f"collection-register-{org.id}.pdf")
 
 
 @bp.get("/orgs/<int:org_id>/collection-register.pdf")

@@ -11,11 +11,11 @@ from .. import permissions, schemas
 from ..errors import Forbidden, NotFound
 from ..extensions import db
 from ..models import PERSONAL, Member, User
+from ..pagination import page, split
 from ..services import members
 from ..workflow import Role
 from . import bp
 from .framework import current_user, endpoint, read_body, read_query
-from .pagination import page, split
 from .presenters import member_view
 
 

@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ..extensions import db
 from ..models import Payment, User
-from ..receipts.slip import render_slip_pdf
+from ..pagination import merged_page, page, split
 from ..services import idempotency, payment_reads, receipt_documents
 from ..services.idempotency import MAX_KEY_LENGTH
 from ..services.payments import PaymentInput, act, correct_payment, record_payment
@@ -33,7 +33,6 @@ from ..services.receipts import change_receipt
 from ..workflow import TRANSITIONS, Action, ReceiptChange, Role
 from . import bp
 from .framework import current_user, dumper, endpoint, parse_json_body, read_body, read_query
-from .pagination import merged_page, page, split
 from .presenters import payment_view
 
 PAYMENT_ROLES = (Role.CLERK, Role.REVIEWER, Role.CENTRAL, Role.MEMBER)
@@ -227,6 +226,5 @@ def slip_pdf(payment_id: int) -> Any:
     _payment_roles_only(user)
     payment = permissions.visible_payment_or_404(user, payment_id)
     permissions.check_slip(user, payment)
-    pdf = render_slip_pdf(receipt_documents.slip_content_for(payment), current_app.config["RECEIPT_FONT"])
-    return _pdf_response(pdf, f"slip-{payment.id}.pdf")
+    return _pdf_response(receipt_documents.slip_pdf(payment), f"slip-{payment.id}.pdf")
 

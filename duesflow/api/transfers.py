@@ -4,25 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from .. import permissions, schemas
 from ..errors import AmountMismatch, Forbidden, FundsNotReceived, InvalidTransition, NotEligible, NotFound
 from ..extensions import db
 from ..models import Transfer, User
-from ..receipts.registers import TransferListContent, TransferListLine, render_transfer_list_pdf
+from ..pagination import page, split
+from ..services import registers
 from ..services.transfers import (
     TransferInput,
     confirm_transfer,
     create_transfer,
     receive_transfer,
-    transfer_payments,
     visible_transfers,
 )
-from ..timeutil import BEIJING, beijing_today
 from . import bp
 from .framework import current_user, endpoint, read_body, read_query
-from .pagination import page, split
 from .payments import _pdf_response
 from .presenters import org_ref
 
@@ -111,22 +107,9 @@ def confirm_transfer_view(transfer_id: int) -> Any:
     return {"count": confirmed.count, "first_number": confirmed.first_number, "last_number": confirmed.last_number}
 
 
-def transfer_list_content(transfer: Transfer) -> TransferListContent:
-    """What the printed list of a transfer shows."""
-    return TransferListContent(
-        transfer_id=transfer.id, from_org_name=transfer.from_org.name, to_org_name=transfer.to_org.name,
-        bank_reference=transfer.bank_reference, note=transfer.note,
-        sent_on=transfer.created_at.astimezone(BEIJING).date(),
-        lines=[TransferListLine(p.id, p.member.name, p.grassroots_org.name, p.collected_on, item.amount)
-               for p, item in zip(transfer_payments(transfer), transfer.items, strict=True)],
-        total=transfer.total, printed_on=beijing_today(),
-    )
-
-
 def transfer_list_response(transfer: Transfer) -> Any:
-    """The list PDF; shared by this API and the page route."""
-    pdf = render_transfer_list_pdf(transfer_list_content(transfer), current_app.config["RECEIPT_FONT"])
-    return _pdf_response(pdf, f"transfer-{transfer.id}.pdf")
+    """Send the list PDF; shared by this API and the page route."""
+    return _pdf_response(registers.transfer_list_pdf(transfer), f"transfer-{transfer.id}.pdf")
 
 
 @bp.get("/transfers/<int:transfer_id>/list.pdf")

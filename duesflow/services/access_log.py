@@ -14,9 +14,9 @@ from flask import g, has_request_context, request
 from sqlalchemy import insert, select
 from sqlalchemy.orm import selectinload
 
-from ..api.pagination import page, split
 from ..extensions import db
 from ..models import PersonalDataView, User, utcnow
+from ..pagination import page, split
 from ..personal_data import PersonalField
 
 _PENDING = "personal_data_views"

@@ -68,7 +68,7 @@ PaymentRow = Row[Any]
 
 def page_rows(page_ids: Select[Any]) -> Select[Any]:
     """``PAYMENT_ROWS`` of one page, newest first: ``page_ids`` selects the page's payment ids (from payments alone,
-    ordered and limited by ``api.pagination.page`` or ``merged_page``), and only those are joined. Joined first,
+    ordered and limited by ``pagination.page`` or ``merged_page``), and only those are joined. Joined first,
     SQLite joined every payment of a district (10,000 at a million) before it sorted them and kept fifty."""
     chosen = page_ids.subquery("page")
     return _shown_with(select(*_COLUMNS).select_from(chosen).join(Payment, Payment.id == chosen.c.id)).order_by(

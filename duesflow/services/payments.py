@@ -24,7 +24,7 @@ from ..models import Member, Org, Payment, User, utcnow
 from ..money import MINIMUM_AMOUNT, format_amount
 from ..timeutil import beijing_today
 from ..workflow import Action, Position, Role, State, target
-from . import notifications, receipts, transfers
+from . import arrival, notifications, receipts
 from .audit import append_event
 
 
@@ -178,7 +178,7 @@ def act(payment: Payment, action: Action, user: User, *, reason: str | None = No
     confirm also issues the receipt and queues the member's notification."""
     permissions.check_action(user, payment, action)
     if action is Action.CONFIRM:
-        transfers.require_funds_received(payment)
+        arrival.require_funds_received(payment)
     if action is Action.SUBMIT and payment.path is None:
         payment.path = upward_path(payment)
     path = payment.path or [payment.grassroots_org_id]  # withdrawn before ever being submitted

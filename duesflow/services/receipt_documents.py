@@ -24,7 +24,7 @@ from .. import receipts as receipts_package
 from ..extensions import db, insert_on_conflict
 from ..models import Payment, Receipt, ReceiptDocument, utcnow
 from ..receipts.pdf import ReceiptContent, render_receipt_pdf
-from ..receipts.slip import SlipContent
+from ..receipts.slip import SlipContent, render_slip_pdf
 from ..signing import signing
 from ..timeutil import beijing_today
 from .payment_reads import PaymentRow
@@ -42,6 +42,11 @@ def slip_content_for(payment: Payment) -> SlipContent:
         grassroots_org_name=payment.grassroots_org.name,
         printed_on=beijing_today(),
     )
+
+
+def slip_pdf(payment: Payment) -> bytes:
+    """The collection slip of a payment as a PDF."""
+    return render_slip_pdf(slip_content_for(payment), current_app.config["RECEIPT_FONT"])
 
 
 def verify_url(number: str, code: str) -> str:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import aliased
 
 from ..errors import TooManyRequests
 from ..extensions import db
@@ -80,3 +81,40 @@ def purge(older_than: timedelta) -> int:
     """Delete hits older than ``older_than``; returns how many."""
     result = db.session.execute(delete(ThrottleHit).where(ThrottleHit.at < utcnow() - older_than))
     return result.rowcount or 0
+
+
+def usernames_under_attack(window: timedelta | None = None, *, at_least: int | None = None,
+                           limit: int = 20) -> list[tuple[str, int, int]]:
+    """``(username, distinct clients, failures)`` of the usernames with at least ``at_least`` failed logins within
+    ``window`` (default: the login throttle's), most failures first, at most ``limit`` of them.
+
+    Over the throttle table as it is kept here: a failed login writes its username's hit and then its client's, so
+    a username hit's client is the client hit that follows it. Under concurrent failures that pairing can pick a
+    neighbour's client, so the distinct count is a close lower bound. With Redis throttles the table is empty and
+    the answer is too.
+    """
+    config = current_app.config
+    since = utcnow() - (window or config["LOGIN_WINDOW"])
+    user_hits = aliased(ThrottleHit)
+    client_hits = aliased(ThrottleHit)
+    next_client = (
+        select(client_hits.key)
+        .where(client_hits.id > user_hits.id, client_hits.key.startswith("login:client:"))
+        .order_by(client_hits.id)
+        .limit(1)
+        .correlate(user_hits)
+        .scalar_subquery()
+    )
+    failures = (
+        select(user_hits.key.label("key"), next_client.label("client"))
+        .where(user_hits.key.startswith("login:user:"), user_hits.at > since)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(failures.c.key, func.count(failures.c.client.distinct()), func.count())
+        .group_by(failures.c.key)
+        .having(func.count() >= (at_least or config["LOGIN_MAX_FAILURES"]))
+        .order_by(func.count().desc(), failures.c.key)
+        .limit(limit)
+    )
+    return [(key.removeprefix("login:user:"), clients, count) for key, clients, count in rows]

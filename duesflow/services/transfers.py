@@ -12,9 +12,9 @@ from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import permissions
-from ..errors import AmountMismatch, FundsNotReceived, InvalidTransition, NotEligible
+from ..errors import AmountMismatch, InvalidTransition, NotEligible
 from ..extensions import db
-from ..models import Event, Payment, Transfer, TransferDiscrepancy, TransferItem, User, utcnow
+from ..models import Payment, Transfer, TransferDiscrepancy, TransferItem, User, utcnow
 from ..receipts.capitals import format_yuan
 from ..workflow import STATE_NAMES, Action, Position, State, target
 from . import notifications, receipts
@@ -207,32 +207,6 @@ def confirm_transfer(user: User, transfer: Transfer) -> ConfirmedTransfer:
     ])
     notifications.queue_receipts_issued(dict(numbers), issued_on)
     return ConfirmedTransfer(len(numbers), numbers[0][1], numbers[-1][1])
-
-
-def arrival_transfer_id(payment: Payment) -> int | None:
-    """The transfer the payment last reached central in, or None when it came by a plain forward."""
-    details = db.session.scalars(
-        select(Event.details)
-        .where(Event.payment_id == payment.id, Event.to_state == State.AT_CENTRAL.value,
-               Event.action.in_([Action.SUBMIT.value, Action.FORWARD.value]))
-        .order_by(Event.id.desc())
-        .limit(1)
-    ).first()
-    transfer_id = (details or {}).get("transfer_id")
-    return transfer_id if isinstance(transfer_id, int) else None
-
-
-def require_funds_received(payment: Payment) -> None:
-    """409 ``funds_not_received`` when the payment came into central in a transfer whose money has not been
-    recorded as received."""
-    transfer_id = arrival_transfer_id(payment)
-    if transfer_id is None:
-        return
-    state = db.session.scalar(select(Transfer.state).where(Transfer.id == transfer_id))
-    if state != "received":
-        raise FundsNotReceived(
-            f"该款项随汇总上缴单 #{transfer_id} 转来，该单款项尚未确认到账，暂不能确认开具收据。"
-        )
 
 
 def visible_transfers(user: User, *, state: str | None = None, direction: str | None = None) -> Select[Any]:

@@ -8,17 +8,25 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from .. import permissions, schemas
-from ..api.pagination import newest_first
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..models import Member, Notification, Org, Payment, User
+from ..pagination import newest_first
 from ..services import auth
 from ..services.delivery import undelivered_counts
 from ..workflow import Role
 from . import bp
 from .common import inbox_count, login_required
 from .forms import FormProblem, problem, validated
-from .pages import start_session
+from .session import session_user, start_session
+
+
+@bp.get("/")
+def home() -> Any:
+    user = session_user()
+    if user is None:
+        return redirect(url_for("web.login_form"))
+    return home_page(user)
 
 
 def home_page(user: User) -> Any:

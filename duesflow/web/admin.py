@@ -20,7 +20,7 @@ from ..workflow import ALLOWED_PARENT_KINDS, OrgKind, Role
 from . import bp
 from .common import login_required
 from .forms import FormProblem, form_body, problem, validated
-from .pages import start_session
+from .session import start_session
 
 USER_FIELDS = {"username": "text", "password": "secret", "role": "text", "org_id": "int", "member_id": "int"}
 

@@ -14,11 +14,11 @@ from sqlalchemy.orm import aliased, selectinload, undefer_group
 
 from .. import permissions, schemas
 from ..api.framework import load
-from ..api.pagination import newest_first, page, split
 from ..api.presenters import member_phone, member_summary, member_view
 from ..errors import DirectPaymentRefused, DomainError, Forbidden, ValidationFailed
 from ..extensions import db
 from ..models import PERSONAL, Member, Org, Payment, User
+from ..pagination import newest_first, page, split
 from ..receipts.capitals import format_yuan
 from ..report_files import XLSX_MIMETYPE
 from ..schemas import PAYMENT_METHODS

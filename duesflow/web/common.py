@@ -25,7 +25,7 @@ from ..services import access_log
 from ..timeutil import BEIJING
 from ..workflow import STATE_NAMES, TRANSITIONS, Action, Role
 from . import bp
-from .pages import session_user
+from .session import session_user
 
 # The same states in the words a member understands (my payments).
 MEMBER_STATE_TEXT = {

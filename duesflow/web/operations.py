@@ -12,11 +12,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import permissions, schemas
 from ..api.delivery import register_response
 from ..api.framework import load
-from ..api.pagination import page, split
 from ..api.transfers import transfer_list_response
 from ..errors import AmountMismatch, DomainError, InvalidTransition, NotFound
 from ..extensions import db
 from ..models import DirectRemittance, Transfer, User
+from ..pagination import page, split
 from ..services.delivery import DeliveryInput, record_delivery, register_lines, undelivered_counts
 from ..services.refunds import owed
 from ..services.remittances import check_return, return_direct_remittance

@@ -12,12 +12,12 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from .. import permissions, schemas
 from ..api.framework import load
-from ..api.pagination import merged_page, newest_first, page, split
 from ..api.payments import receipt_pdf_response
 from ..api.presenters import member_view
 from ..errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from ..extensions import db
 from ..models import Event, Org, Payment, User
+from ..pagination import merged_page, newest_first, page, split
 from ..receipts.capitals import format_yuan
 from ..services.payments import act
 from ..services.receipts import change_receipt

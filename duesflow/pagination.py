@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, literal, select, tuple_, union
 
-from ..errors import ValidationFailed
-from ..schemas import MAX_ID
+from .errors import ValidationFailed
+from .schemas import MAX_ID
 
 
 def encode_cursor(created_at: datetime, row_id: int) -> str:

@@ -1,0 +1,46 @@
+"""What the metrics read from the database at scrape time (SPEC §8): each a statement whose cost does not grow
+with the history of the service, measured at a million payments (docs/operations.md, "Metrics")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Notification, Payment
+from ..timeutil import utcnow
+from ..workflow import State
+from .throttle import usernames_under_attack
+
+__all__ = ["OutboxBacklog", "outbox_backlog", "payments_by_state", "usernames_under_attack"]
+
+# The outbox rows still to be sent (sent and kept ones are history, and most of the table).
+BACKLOG_STATES = ("pending", "sending", "failed")
+
+
+def payments_by_state() -> dict[str, int]:
+    """Every state with its number of payments (0 included): one grouped count over the ``state`` index, which
+    the engines answer from the index alone."""
+    counts = dict.fromkeys((state.value for state in State), 0)
+    rows = db.session.execute(select(Payment.state, func.count()).group_by(Payment.state))
+    counts.update({state: count for state, count in rows})
+    return counts
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    counts: dict[str, int]
+    overdue_seconds: float
+
+
+def outbox_backlog() -> OutboxBacklog:
+    """The notifications not yet sent, by state, and how long the most overdue pending one has been due."""
+    counts = dict.fromkeys(BACKLOG_STATES, 0)
+    rows = db.session.execute(select(Notification.state, func.count())
+                              .where(Notification.state.in_(BACKLOG_STATES)).group_by(Notification.state))
+    counts.update({state: count for state, count in rows})
+    oldest_due = db.session.scalar(
+        select(func.min(Notification.next_attempt_at)).where(Notification.state == "pending"))
+    overdue = max(0.0, (utcnow() - oldest_due).total_seconds()) if oldest_due is not None else 0.0
+    return OutboxBacklog(counts, overdue)
