@@ -39,8 +39,9 @@ PAYMENT_ROLES = (Role.CLERK, Role.REVIEWER, Role.CENTRAL, Role.MEMBER)
 IDEMPOTENCY_KEY_HEADER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
-    "description": "A replay with the same key and body returns the first response and creates nothing; the "
-                   "same key with another body, or while the first is in flight: 409 idempotency_conflict.",
+    "description": "A replay with the same key and body returns the first response and creates nothing; one "
+                   "that arrives while the first is in flight waits for it (at most 10 s, then 409 "
+                   "idempotency_conflict); the same key with another body: 409 idempotency_conflict.",
 }
 
 
@@ -78,20 +79,14 @@ def create_payment() -> Any:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return _recorded_view(record_payment(user, PaymentInput(**read_body(schemas.PaymentCreate))), user)
-    raw_body = parse_json_body()
-    claim = idempotency.claim(user, key, raw_body)
+    claim = idempotency.claim(user, key, parse_json_body())
     if isinstance(claim, idempotency.Replay):
         return current_app.response_class(claim.body, status=claim.status, mimetype="application/json")
-    claim_id = claim.id
-    try:
-        data = read_body(schemas.PaymentCreate)
-        view = dumper(schemas.PaymentOut)(_recorded_view(record_payment(user, PaymentInput(**data)), user))
-        text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
-        idempotency.complete(claim, 201, text)
-        db.session.commit()
-    except BaseException:
-        idempotency.release(claim_id)
-        raise
+    # The key row, the payment and the stored answer commit together (the endpoint's one commit) or not at all.
+    data = read_body(schemas.PaymentCreate)
+    view = dumper(schemas.PaymentOut)(_recorded_view(record_payment(user, PaymentInput(**data)), user))
+    text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
+    idempotency.complete(claim, 201, text)
     return current_app.response_class(text, status=201, mimetype="application/json")
 
 
