@@ -27,7 +27,7 @@ from ..models import Payment, User
 from ..receipts.slip import render_slip_pdf
 from ..services import idempotency, payment_reads, receipt_documents
 from ..services.idempotency import MAX_KEY_LENGTH
-from ..services.payments import PaymentInput, act, correct_payment, record_payment
+from ..services.payments import PaymentInput, act, correct_payment, record
 from ..services.receipts import change_receipt
 from ..workflow import TRANSITIONS, Action, ReceiptChange, Role
 from . import bp
@@ -57,8 +57,9 @@ def detail(payment_id: int, user: User) -> dict[str, Any]:
     return payment_view(row, user, events=events)
 
 
-def _recorded_view(payment: Payment, user: User) -> dict[str, Any]:
-    return payment_view(payment_reads.visible_payment_row_or_404(user, payment.id), user)
+def _recorded(user: User) -> dict[str, Any]:
+    """Record the request's payment; its view is made from what was written, not read back."""
+    return payment_view(record(user, PaymentInput(**read_body(schemas.PaymentCreate))), user)
 
 
 @bp.post("/payments")
@@ -78,14 +79,12 @@ def create_payment() -> Any:
     permissions.require_role(user, Role.CLERK)
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        return _recorded_view(record_payment(user, PaymentInput(**read_body(schemas.PaymentCreate))), user)
+        return _recorded(user)
     claim = idempotency.claim(user, key, parse_json_body())
     if isinstance(claim, idempotency.Replay):
         return current_app.response_class(claim.body, status=claim.status, mimetype="application/json")
     # The key row, the payment and the stored answer commit together (the endpoint's one commit) or not at all.
-    data = read_body(schemas.PaymentCreate)
-    view = dumper(schemas.PaymentOut)(_recorded_view(record_payment(user, PaymentInput(**data)), user))
-    text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(dumper(schemas.PaymentOut)(_recorded(user)), ensure_ascii=False, separators=(",", ":"))
     idempotency.complete(claim, 201, text)
     return current_app.response_class(text, status=201, mimetype="application/json")
 

@@ -15,6 +15,7 @@ one INSERT (the driver's executemany for many), and the head's new hash with one
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
@@ -23,9 +24,10 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
-from ..extensions import db, insert_on_conflict
+from ..extensions import db
 from ..models import AuditHead, Event, Payment, Receipt, ReceiptDelivery, utcnow
 from ..money import format_amount
 
@@ -103,16 +105,26 @@ class _Row:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+@functools.cache
+def _reserve_statement(dialect: str) -> Any:
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_HEADS).values(
+        chain=bindparam("chain"), length=bindparam("count"), last_hash=GENESIS_HASH)
+    return upsert.on_conflict_do_update(
+        index_elements=["chain"], set_={"length": _HEADS.c.length + upsert.excluded.length}
+    ).returning(_HEADS.c.length, _HEADS.c.last_hash)
+
+
 def _reserve(chain: str, count: int) -> tuple[int, str]:
     """Lock ``chain``'s head (creating it on first use) and reserve ``count`` positions in it, in one statement:
     the position of the first reserved event and the hash before it. The lock is held until the transaction ends,
     so the chain's next writer waits for this one and then reads the hash it leaves."""
-    upsert = insert_on_conflict()(_HEADS).values(chain=chain, length=count, last_hash=GENESIS_HASH)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["chain"], set_={"length": _HEADS.c.length + count}
-    ).returning(_HEADS.c.length, _HEADS.c.last_hash)
-    length, last_hash = db.session.execute(upsert).one()
+    statement = _reserve_statement(db.session.get_bind().dialect.name)
+    length, last_hash = db.session.execute(statement, {"chain": chain, "count": count}).one()
     return length - count + 1, last_hash
+
+
+_MOVE_HEADS = update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(last_hash=bindparam("head_hash"))
+_INSERT_EVENTS = insert(_EVENTS)
 
 
 def append_events(drafts: Sequence[EventDraft]) -> None:
@@ -142,18 +154,15 @@ def append_events(drafts: Sequence[EventDraft]) -> None:
             prev, position = row.hash, position + 1
             rows.append(row)
         heads.append({"head_chain": chain, "head_hash": prev})
-    db.session.execute(insert(_EVENTS), [row.values() for row in rows])
-    db.session.execute(
-        update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(last_hash=bindparam("head_hash")),
-        heads,
-    )
+    db.session.execute(_INSERT_EVENTS, [row.values() for row in rows])
+    db.session.execute(_MOVE_HEADS, heads)
 
 
 def append_event(
-    payment: Payment,
+    payment: _PaymentLike,
     *,
     action: str,
-    actor: Any,
+    actor: _ActorLike,
     from_state: str | None,
     from_org_id: int | None,
     note: str | None = None,

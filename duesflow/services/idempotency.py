@@ -22,10 +22,11 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import OperationalError
 
 from ..errors import IdempotencyConflict, ValidationFailed
-from ..extensions import db, insert_on_conflict
+from ..extensions import db
 from ..models import IdempotencyKey, User, UTCDateTime, utcnow
 
 MAX_KEY_LENGTH = 255
@@ -44,6 +45,14 @@ _PG_CLAIM = text(
     "RETURNING id, set_config('lock_timeout', "
     "(SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'), true)"
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
+
+_SQLITE_CLAIM = (
+    sqlite.insert(_KEYS).values(user_id=bindparam("user_id"), key=bindparam("key"),
+                                request_hash=bindparam("request_hash"), state="in_flight",
+                                created_at=bindparam("created_at"))
+    .on_conflict_do_nothing(index_elements=["user_id", "key"]).returning(_KEYS.c.id)
+)
 
 
 def canonical_hash(body: Any) -> str:
@@ -72,9 +81,7 @@ def _insert(user: User, key: str, request_hash: str) -> int | None:
     new row's id, or None when a committed row has the key."""
     values = {"user_id": user.id, "key": key, "request_hash": request_hash, "created_at": utcnow()}
     if db.session.get_bind().dialect.name != "postgresql":
-        statement = insert_on_conflict()(_KEYS).values(state="in_flight", **values)
-        return db.session.scalar(statement.on_conflict_do_nothing(index_elements=["user_id", "key"])
-                                 .returning(_KEYS.c.id))
+        return db.session.scalar(_SQLITE_CLAIM, values)
     wait_ms = int(current_app.config["IDEMPOTENCY_WAIT"].total_seconds() * 1000)
     try:
         return db.session.scalar(_PG_CLAIM, {**values, "wait": str(wait_ms)})
