@@ -80,7 +80,7 @@ from duesflow.models import (
 from duesflow.money import format_amount
 from duesflow.receipts.pdf import chinese_date
 from duesflow.services import auth
-from duesflow.services.audit import GENESIS_HASH, event_hash
+from duesflow.services.audit import GENESIS_HASH, chain_key, event_hash
 from duesflow.services.orgs import load_channel_seed, seed_orgs
 from duesflow.services.payments import CORRECTION_LABELS, EARLIEST_COLLECTION
 from duesflow.services.receipts import CODE_ALPHABET, CODE_LENGTH, receipt_number
@@ -455,6 +455,7 @@ class _Step:
     note: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     payment_id: int = 0
+    chain: str = ""  # the grassroots org's audit chain
     at: datetime | None = None
     journey: _Journey | None = None
     # confirm: the version and voided mark its receipt ends with (set once the history is cut at now)
@@ -656,7 +657,7 @@ ACTIONS = ("record", "correct", "submit", "forward", "return", "reject", "confir
 PAYMENT_COLUMNS = ("id", "member_id", "grassroots_org_id", "holder_org_id", "state", "amount", "collected_on", "method",
                    "regular_dues_paid", "note", "path", "created_by_id", "created_at", "updated_at", "version")
 EVENT_COLUMNS = ("id", "payment_id", "action", "from_state", "to_state", "from_org_id", "to_org_id", "actor_id",
-                 "note", "details", "at", "prev_hash", "hash")
+                 "note", "details", "at", "chain", "position", "prev_hash", "hash")
 RECEIPT_COLUMNS = ("id", "payment_id", "number", "year", "sequence", "verification_code", "version", "issued_on",
                    "issued_at", "voided")
 REFUND_COLUMNS = ("id", "payment_id", "refunded_on", "method", "reference", "recorded_by_id", "created_at")
@@ -848,12 +849,12 @@ class _Ids:
 
 class _Recorder:
     """Writes the payments' events in the order they happened, with everything they bring into being (receipts,
-    refunds, deliveries), numbering events and receipts as it goes and extending the hash chain."""
+    refunds, deliveries), numbering events and receipts as it goes and extending each org's hash chain."""
 
     def __init__(self, staff: _Staff, ids: _Ids) -> None:
         self.staff = staff
         self.ids = ids
-        self.last_hash = GENESIS_HASH
+        self.heads: dict[str, tuple[int, str]] = {}  # chain -> (length, newest hash)
         self.sequences: dict[int, int] = {}
         self.pending: list[_Step] = []
         self.events: list[tuple[Any, ...]] = []
@@ -894,13 +895,14 @@ class _Recorder:
             text = self._refund(journey, taken, at)
         else:
             text = json.dumps(details) if details else "{}"
-        prev = self.last_hash
-        self.last_hash = event_hash(prev, cast(Event, taken))
+        length, prev = self.heads.get(taken.chain, (0, GENESIS_HASH))
+        new_hash = event_hash(prev, taken)
+        self.heads[taken.chain] = (length + 1, new_hash)
         event_id = self.ids.event
         self.ids.event = event_id + 1
         self.events.append((event_id, taken.payment_id, action, taken.from_state, taken.to_state, taken.from_org_id,
                             taken.to_org_id, taken.actor_id, taken.note, text,
-                            at.isoformat(" ", "microseconds")[:-6], prev, self.last_hash))
+                            at.isoformat(" ", "microseconds")[:-6], taken.chain, length + 1, prev, new_hash))
         self.counts[action] += 1
 
     def _change_receipt(self, journey: _Journey, taken: _Step, at: datetime) -> str:
@@ -1281,9 +1283,10 @@ def _write_payments(connection: Connection, rng: random.Random, count: int, tree
             steps = _cut(steps, now_us) if script is None else _compress(steps, now_us)
             _finish_details(steps)
             journey = _Journey(payment_id, person.name)
+            chain = chain_key(path[0])
             submitted = False
             for taken in steps:
-                taken.journey = journey
+                taken.journey, taken.chain = journey, chain
                 submitted = submitted or taken.action == "submit"
             final = steps[-1]
             final_amount, final_collected_on = _particulars(steps, collected_on)
@@ -1332,12 +1335,13 @@ def _write_remittances(connection: Connection, rng: random.Random, staff: _Staff
 
 
 def _finish(connection: Connection, recorder: _Recorder) -> None:
-    """The end of the hash chain and the last receipt number of each year, where the services keep them; on
+    """The heads of the hash chains and the last receipt number of each year, where the services keep them; on
     PostgreSQL the id sequences moved past the ids given here."""
     dialect = connection.dialect.name
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    head = upsert(AuditHead).values(id=1, last_hash=recorder.last_hash)
-    connection.execute(head.on_conflict_do_update(index_elements=["id"], set_={"last_hash": head.excluded.last_hash}))
+    if recorder.heads:  # bench-seed only fills a database without payments, so no chain exists yet
+        connection.execute(insert(AuditHead), [{"chain": chain, "length": length, "last_hash": last_hash}
+                                               for chain, (length, last_hash) in recorder.heads.items()])
     for year, last in recorder.sequences.items():
         sequence = upsert(ReceiptSequence).values(year=year, last_number=last)
         connection.execute(sequence.on_conflict_do_update(

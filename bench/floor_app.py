@@ -8,10 +8,10 @@ does on top of this is what ``bench/http_bench.py`` measures as the ratio to thi
 settings on the same database engine.
 
 The database URL comes from ``DUESFLOW_DATABASE_URL``, as for duesflow (give the floor a database of its own: it
-creates its table ``floor_rows`` itself). SQLite gets the same connection settings as duesflow (WAL,
-``synchronous=NORMAL``, a busy timeout): they are the engine's deployment settings, not work a request does, and
-leaving them out would make the floor's commits slower than duesflow's. PostgreSQL gets SQLAlchemy's defaults
-(no pre-ping): the floor is the least work.
+creates its table ``floor_rows`` itself). The floor is exactly as durable as duesflow (SPEC §8), so that the
+comparison is fair: SQLite gets the same connection settings (WAL, ``synchronous=FULL``, a busy timeout), and
+PostgreSQL connections the same check that ``synchronous_commit`` is not off (``duesflow.ensure_synchronous_commit``,
+once per connection). Otherwise PostgreSQL gets SQLAlchemy's defaults (no pre-ping): the floor is the least work.
 
     python bench/floor_app.py --rows 10000      # create the table and fill it up to 10,000 rows, then exit
     gunicorn 'bench.floor_app:create_app()'     # serve it (http_bench.py does both)
@@ -31,6 +31,8 @@ from sqlalchemy import Date, DateTime, Numeric, String, Text, event, func, inser
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from duesflow import ensure_synchronous_commit
 
 DEFAULT_DATABASE_URL = "sqlite:////tmp/duesflow-bench-floor.sqlite3"
 
@@ -61,17 +63,19 @@ def database_url() -> str:
     return os.environ.get("DUESFLOW_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
-def _sqlite_settings(engine: Engine) -> None:
-    """The connection settings duesflow gives SQLite (see ``duesflow._sqlite_setup``), minus its BEGIN hook."""
-    if engine.dialect.name != "sqlite":
-        return
+def _durable_settings(engine: Engine) -> None:
+    """The connection settings duesflow gives SQLite (see ``duesflow._sqlite_setup``), minus its BEGIN hook, and
+    PostgreSQL's durable commits."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if engine.dialect.name == "postgresql":
+            ensure_synchronous_commit(dbapi_connection)
+            return
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
 
@@ -84,7 +88,7 @@ def create_app() -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
     db.init_app(app)
     with app.app_context():
-        _sqlite_settings(db.engine)
+        _durable_settings(db.engine)
         try:
             db.create_all()
         except DBAPIError:

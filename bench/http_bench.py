@@ -85,9 +85,11 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 SQLITE_DEFAULTS = {"small": "/tmp/duesflow-bench-10k.sqlite", "large": "/tmp/duesflow-bench-1m.sqlite"}
 PG_DEFAULTS = {"small": "duesflow_bench_10k", "large": "duesflow_bench_1m"}
 PG_BASE_URL = "postgresql+psycopg://postgres@127.0.0.1"
-SQLITE_FLOOR = Path("/tmp/duesflow-bench-floor.sqlite3")
-SQLITE_SCRATCH = Path("/tmp/duesflow-bench-scratch.sqlite3")
-PG_FLOOR, PG_SCRATCH = "duesflow_bench_floor", "duesflow_bench_scratch"
+# The databases the bench makes and drops; DUESFLOW_BENCH_PREFIX keeps those of several people on one machine apart.
+PREFIX = os.environ.get("DUESFLOW_BENCH_PREFIX", "duesflow_bench")
+SQLITE_FLOOR = Path(f"/tmp/{PREFIX.replace('_', '-')}-floor.sqlite3")
+SQLITE_SCRATCH = Path(f"/tmp/{PREFIX.replace('_', '-')}-scratch.sqlite3")
+PG_FLOOR, PG_SCRATCH = f"{PREFIX}_floor", f"{PREFIX}_scratch"
 
 THROUGHPUT_TARGETS = {"record": 0.6, "detail": 0.5, "receipt": 0.5}
 FLATNESS_TARGET = 1.5

@@ -84,8 +84,8 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "ARGON2_MEMORY_COST": int(env("DUESFLOW_ARGON2_MEMORY_COST", str(64 * 1024))),
         "ARGON2_PARALLELISM": int(env("DUESFLOW_ARGON2_PARALLELISM", "2")),
         "IDEMPOTENCY_TTL": timedelta(hours=24),
-        # An in-flight idempotency claim older than this belongs to a request that died; it may be retaken.
-        "IDEMPOTENCY_CLAIM_TIMEOUT": timedelta(seconds=60),
+        # How long a replay waits for the first request with its key to finish (SPEC §7), then 409.
+        "IDEMPOTENCY_WAIT": timedelta(seconds=10),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # Batch entry of payments (SPEC §9): rows per batch, and the body that endpoint alone may send.
         "MAX_BATCH_ROWS": int(env("DUESFLOW_MAX_BATCH_ROWS", "10000")),

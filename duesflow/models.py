@@ -222,10 +222,15 @@ class Payment(db.Model):
 
 
 class Event(db.Model):
-    """One entry of a payment's history, linked into the audit hash chain."""
+    """One entry of a payment's history, linked into its grassroots org's audit hash chain (SPEC §8): ``chain``
+    names the chain, ``position`` counts from 1 within it, ``prev_hash`` is the hash of the event before."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_payment", "payment_id", "id"),)
+    __table_args__ = (
+        Index("ix_events_payment", "payment_id", "id"),
+        UniqueConstraint("chain", "position", name="uq_events_chain_position"),
+        CheckConstraint("position >= 1", name="position_positive"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
@@ -239,6 +244,8 @@ class Event(db.Model):
     # What else the event changed, e.g. {"amount": "1000.00"} on record, old/new values on correct.
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    chain: Mapped[str] = mapped_column(String(24))
+    position: Mapped[int] = mapped_column(Integer)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
@@ -249,11 +256,14 @@ class Event(db.Model):
 
 
 class AuditHead(db.Model):
-    """The end of the event hash chain; its row lock serializes event writers on PostgreSQL."""
+    """The end of one audit hash chain: how many events it holds and the newest one's hash. Its row lock
+    serializes the writers of that chain only (one grassroots org's), never those of other chains."""
 
-    __tablename__ = "audit_head"
+    __tablename__ = "audit_heads"
+    __table_args__ = (CheckConstraint("length >= 0", name="length_nonnegative"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    chain: Mapped[str] = mapped_column(String(24), primary_key=True)
+    length: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
 
 

@@ -34,7 +34,9 @@ def verify_with(runner, path: Path):  # noqa: ANN201
 def move_head_back(to_hash: str) -> None:
     """What a database administrator covering their tracks would also do: point the chain's head at the event
     that is now the newest."""
-    db.session.execute(text("UPDATE audit_head SET last_hash = :hash"), {"hash": to_hash})
+    db.session.execute(text("UPDATE audit_heads SET last_hash = :hash, "
+                            "length = (SELECT count(*) FROM events WHERE events.chain = audit_heads.chain)"),
+                       {"hash": to_hash})
 
 
 def test_a_checkpoint_signs_every_chain_and_is_kept_in_the_database(runner, trail, tmp_path):  # noqa: F811
@@ -42,7 +44,7 @@ def test_a_checkpoint_signs_every_chain_and_is_kept_in_the_database(runner, trai
 
     document = json.loads(path.read_text(encoding="utf-8"))
     newest = db.session.scalar(select(Event.hash).order_by(Event.id.desc()).limit(1))
-    assert document["checkpoint"]["chains"] == {"global": {"length": 5, "head": newest}}
+    assert document["checkpoint"]["chains"] == {trail["chain"]: {"length": 5, "head": newest}}
     assert document["signed_by"] == "中共中央组织部" and document["signature"]
     stored = db.session.scalars(select(AuditCheckpoint)).one()
     assert stored.document == path.read_text(encoding="utf-8")
@@ -52,7 +54,7 @@ def test_without_out_the_checkpoint_is_printed(runner, trail):  # noqa: F811
     result = runner.invoke(args=["audit-checkpoint"])
 
     assert result.exit_code == 0
-    assert json.loads(result.output)["checkpoint"]["chains"]["global"]["length"] == 5
+    assert json.loads(result.output)["checkpoint"]["chains"][trail["chain"]]["length"] == 5
 
 
 def test_a_trail_that_grew_since_the_checkpoint_passes(runner, api, trail, tmp_path):  # noqa: F811
@@ -78,7 +80,7 @@ def test_deleting_a_committees_newest_payment_with_its_events_fails_against_the_
     result = verify_with(runner, path)
 
     assert result.exit_code == 1
-    assert "chain global" in result.output and "fewer than the 5 events" in result.output
+    assert f"chain {trail['chain']}" in result.output and "fewer than the 5 events" in result.output
 
 
 def test_a_truncated_chain_fails_against_the_checkpoint(runner, trail, tmp_path):  # noqa: F811
@@ -113,7 +115,7 @@ def test_a_trail_rewritten_with_fresh_hashes_fails_against_the_checkpoint(runner
 def test_an_edited_checkpoint_file_fails_its_signature(runner, trail, tmp_path, edit):  # noqa: F811
     path = checkpoint(runner, tmp_path)
     document = json.loads(path.read_text(encoding="utf-8"))
-    entry = document["checkpoint"]["chains"]["global"]
+    entry = document["checkpoint"]["chains"][trail["chain"]]
     if edit == "length":
         entry["length"] = 4
     elif edit == "head":
@@ -134,7 +136,7 @@ def test_an_edited_checkpoint_file_fails_its_signature(runner, trail, tmp_path, 
 def test_a_checkpoint_signed_by_a_stranger_is_refused(runner, trail, tmp_path):  # noqa: F811
     path = checkpoint(runner, tmp_path)
     document = json.loads(path.read_text(encoding="utf-8"))
-    document["checkpoint"]["chains"]["global"]["length"] = 1
+    document["checkpoint"]["chains"][trail["chain"]]["length"] = 1
     document["signature"] = base64.b64encode(sign_detached(_canonical(document["checkpoint"]), stranger_key())).decode()
     path.write_text(json.dumps(document), encoding="utf-8")
 
@@ -153,6 +155,6 @@ def test_a_file_that_is_no_checkpoint_is_refused(runner, trail, tmp_path):  # no
 def test_chain_hash_at_names_the_nth_event_and_none_beyond(trail):  # noqa: F811
     hashes = db.session.scalars(select(Event.hash).order_by(Event.id)).all()
 
-    assert [audit.chain_hash_at("global", n) for n in (1, 5)] == [hashes[0], hashes[4]]
-    assert audit.chain_hash_at("global", 6) is None and audit.chain_hash_at("elsewhere", 1) is None
-    assert audit.chain_heads() == {"global": (5, hashes[4])}
+    assert [audit.chain_hash_at(trail["chain"], n) for n in (1, 5)] == [hashes[0], hashes[4]]
+    assert audit.chain_hash_at(trail["chain"], 6) is None and audit.chain_hash_at("elsewhere", 1) is None
+    assert audit.chain_heads() == {trail["chain"]: (5, hashes[4])}

@@ -9,6 +9,7 @@ from sqlalchemy import func, inspect, select, text
 from duesflow import create_app
 from duesflow.extensions import db
 from duesflow.models import Event, Org, Payment, User
+from duesflow.services.audit import GENESIS_HASH, chain_key
 from duesflow.services.orgs import load_channel_seed
 
 PROVINCES = [
@@ -36,7 +37,7 @@ def trail(api, world) -> dict[str, int]:
     events = db.session.scalars(select(Event.id).order_by(Event.id)).all()
     assert len(events) == 5
     return {"p1": first, "p2": second, **{f"e{n}": event_id for n, event_id in enumerate(events, start=1)},
-            "central": world.orgs["central"].id}
+            "central": world.orgs["central"].id, "chain": chain_key(db.session.get(Payment, first).grassroots_org_id)}
 
 
 def test_verify_audit_passes_on_clean_data(runner, trail):
@@ -53,9 +54,14 @@ TAMPERING = {
     "edit_note": (["UPDATE events SET note = '改过的理由' WHERE id = :e3"], "event {e3}"),
     "edit_to_org": (["UPDATE events SET to_org_id = :central WHERE id = :e2"], "event {e2}"),
     "delete_middle": (["DELETE FROM events WHERE id = :e3"], "event {e4}"),
-    "delete_newest": (["DELETE FROM events WHERE id = :e5"], "audit head"),
+    "delete_newest": (["DELETE FROM events WHERE id = :e5"], "audit chain {chain}"),
     "reorder": (["UPDATE events SET id = -1 WHERE id = :e2", "UPDATE events SET id = :e2 WHERE id = :e3",
                  "UPDATE events SET id = :e3 WHERE id = -1"], "event {e2}"),
+    "reorder_positions": (["UPDATE events SET position = 1000 WHERE id = :e2",
+                           "UPDATE events SET position = 2 WHERE id = :e3",
+                           "UPDATE events SET position = 3 WHERE id = :e2"], "event {e3}"),
+    "move_to_another_chain": (["UPDATE events SET chain = 'org-999999' WHERE id = :e5"], "audit chain {chain}"),
+    "edit_head": (["UPDATE audit_heads SET last_hash = :zero"], "audit chain {chain}"),
     "payment_state": (["UPDATE payments SET state = 'at_central' WHERE id = :p2"], "payment {p2}"),
     "payment_holder": (["UPDATE payments SET holder_org_id = :central WHERE id = :p2"], "payment {p2}"),
     "payment_amount": (["UPDATE payments SET amount = 5000 WHERE id = :p2"], "payment {p2}"),
@@ -66,7 +72,7 @@ TAMPERING = {
 def test_verify_audit_names_the_first_tampered_record(runner, trail, statements, first_bad):
     for statement in statements:
         sql = text(statement)
-        db.session.execute(sql, {name: trail[name] for name in sql.compile().params})
+        db.session.execute(sql, {name: {**trail, "zero": GENESIS_HASH}[name] for name in sql.compile().params})
     db.session.commit()
 
     result = verify(runner)

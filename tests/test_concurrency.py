@@ -4,10 +4,13 @@ idempotent payment creation, and an event trail that still verifies afterwards (
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import pairwise
 from typing import Any
 
+import pytest
 import requests
 from live import (
     LiveApi,
@@ -20,10 +23,12 @@ from live import (
     release_database,
     run_verify_audit,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
 
 from duesflow.extensions import db
-from duesflow.models import Event, Payment, Receipt, ReceiptSequence
+from duesflow.models import Event, IdempotencyKey, Payment, Receipt, ReceiptSequence, utcnow
+from duesflow.services.idempotency import canonical_hash
 from duesflow.timeutil import beijing_today
 
 __all__ = ["live_api", "live_server"]
@@ -176,13 +181,10 @@ def test_simultaneous_creations_with_one_idempotency_key_create_one_payment(
 
     answers = race(live_server, live_api, "POST", "/payments", "clerk", json=body, headers=key)
 
-    created = [answer for answer in answers if answer.status_code == 201]
-    in_flight = [answer for answer in answers if answer.status_code != 201]
-    assert created, [answer.text for answer in answers]
+    # Every replay waited for the first (SPEC §7: at most 10 s, far more than one recording takes) and answers it.
+    assert [answer.status_code for answer in answers] == [201] * RACERS, [answer.text for answer in answers]
+    created = answers
     assert {answer.content for answer in created} == {created[0].content}
-    assert [(answer.status_code, answer.json()["error"]["code"]) for answer in in_flight] == (
-        [(409, "idempotency_conflict")] * len(in_flight)
-    )
     assert fresh(select(Payment.id)) == [(created[0].json()["id"],)]
 
     reordered = json.dumps(dict(reversed(body.items())))  # the same body, compared as canonical JSON
@@ -193,3 +195,80 @@ def test_simultaneous_creations_with_one_idempotency_key_create_one_payment(
     assert (other.status_code, other.json()["error"]["code"]) == (409, "idempotency_conflict")
     assert len(fresh(select(Payment.id))) == 1
     assert_audit_intact(database_url)
+
+
+# ---- a replay while the first request is in flight (SPEC §7) ---------------------------------------------------
+# The test itself plays the first request: its own transaction writes the key row, as a request does, and holds it
+# uncommitted while the replay arrives at the live server; it then commits with an answer, or rolls back.
+
+STORED = '{"stored":"the first answer"}'
+
+
+def _first_in_flight(connection: Connection, user_id: int, key: str, body: dict[str, Any]) -> int:
+    connection.begin()  # SQLite: BEGIN IMMEDIATE, the write lock every writer waits for
+    return connection.execute(insert(IdempotencyKey).values(
+        user_id=user_id, key=key, request_hash=canonical_hash(body), state="in_flight", created_at=utcnow(),
+    ).returning(IdempotencyKey.id)).scalar_one()
+
+
+def _replay(live_api: LiveApi, body: dict[str, Any], key: str) -> Future[requests.Response]:
+    token = live_api.token("clerk")
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(live_api.call, "POST", "/payments", token=token, json=body,
+                         headers={"Idempotency-Key": key})
+    pool.shutdown(wait=False)
+    return future
+
+
+def _waits(future: Future[requests.Response], seconds: float = 1.5) -> bool:
+    time.sleep(seconds)
+    return not future.done()
+
+
+def test_a_replay_waits_for_the_first_and_answers_its_response(live_server, live_api, world):
+    user_id, member_id = read(lambda: (world.users["clerk"].id, world.members["zhang"].id))
+    body, key = payment_body(member_id, "3000.00"), f"wait-{uuid.uuid4()}"
+    live_api.token("clerk")
+    with db.engine.connect() as connection:
+        claim_id = _first_in_flight(connection, user_id, key, body)
+        replay = _replay(live_api, body, key)
+        assert _waits(replay), replay.result().text
+        connection.execute(update(IdempotencyKey).where(IdempotencyKey.id == claim_id).values(
+            state="done", response_status=201, response_body=STORED))
+        connection.commit()
+    answer = replay.result(timeout=30)
+    assert (answer.status_code, answer.text) == (201, STORED)
+    assert fresh(select(func.count()).select_from(Payment)) == [(0,)]  # the replay created nothing
+
+
+def test_a_replay_of_a_first_that_failed_is_processed_anew(live_server, live_api, world):
+    user_id, member_id = read(lambda: (world.users["clerk"].id, world.members["zhang"].id))
+    body, key = payment_body(member_id, "3000.00"), f"fail-{uuid.uuid4()}"
+    live_api.token("clerk")
+    with db.engine.connect() as connection:
+        _first_in_flight(connection, user_id, key, body)
+        replay = _replay(live_api, body, key)
+        assert _waits(replay), replay.result().text
+        connection.rollback()
+    answer = replay.result(timeout=30)
+    assert answer.status_code == 201, answer.text
+    assert fresh(select(Payment.id)) == [(answer.json()["id"],)]
+    again = live_api.call("POST", "/payments", "clerk", json=body, headers={"Idempotency-Key": key})
+    assert (again.status_code, again.content) == (201, answer.content)
+
+
+def test_a_replay_still_in_flight_after_ten_seconds_is_a_conflict(live_server, live_api, world, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite: the replay waits for the write lock, like every writer (docs/audit.md)")
+    user_id, member_id = read(lambda: (world.users["clerk"].id, world.members["zhang"].id))
+    body, key = payment_body(member_id, "3000.00"), f"slow-{uuid.uuid4()}"
+    live_api.token("clerk")
+    with db.engine.connect() as connection:
+        _first_in_flight(connection, user_id, key, body)
+        started = time.monotonic()
+        answer = _replay(live_api, body, key).result(timeout=30)
+        waited = time.monotonic() - started
+        connection.rollback()
+    assert (answer.status_code, answer.json()["error"]["code"]) == (409, "idempotency_conflict")
+    assert 9.5 <= waited < 20, waited
+    assert fresh(select(func.count()).select_from(Payment)) == [(0,)]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api, World, advance, make_member
+from conftest import Api, World, advance, make_member, yesterday
 from sqlalchemy import event
 
 from duesflow.extensions import db
@@ -218,3 +218,23 @@ def test_postgresql_reads_run_without_begin_and_commit(app: Any, world: World, a
     assert reads and all(autocommit for _verb, autocommit in reads), reads
     assert any(verb in ("INSERT", "UPDATE") for verb, _ in writes), writes
     assert not any(autocommit for _verb, autocommit in writes), writes
+
+
+def test_recording_sends_few_statements_and_answers_what_a_read_shows(app: Any, world: World, api: Api,
+                                                                       statements: list[str]) -> None:
+    """Recording with an Idempotency-Key (issue 15): the token, the key, the member, the payment, the chain's lock,
+    the event, the chain's head and the stored answer; nothing read back. Its answer is the detail without events."""
+    member_id = world.members["zhang"].id
+    api.token("clerk")
+    db.session.remove()
+    statements.clear()
+    body = {"member_id": member_id, "amount": "1000.5", "collected_on": yesterday().isoformat(),
+            "method": "cash", "regular_dues_paid": True, "note": "党费"}
+    response = api.post("/payments", "clerk", json=body, headers={"Idempotency-Key": "counted"})
+    assert response.status_code == 201, response.json
+    sent = [" ".join(statement.split()).split(None, 1)[0].upper() for statement in statements]
+    assert [verb for verb in sent if verb not in ("BEGIN", "COMMIT")] == [
+        "SELECT", "WITH" if db.engine.dialect.name == "postgresql" else "INSERT", "SELECT", "INSERT", "INSERT",
+        "INSERT", "UPDATE", "UPDATE"], statements
+    detail = api.get(f"/payments/{response.json['id']}", "clerk").json
+    assert response.json == {key: value for key, value in detail.items() if key != "events"}

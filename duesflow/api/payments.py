@@ -28,7 +28,7 @@ from ..models import Payment, User
 from ..pagination import merged_page, page, split
 from ..services import idempotency, payment_reads, receipt_documents
 from ..services.idempotency import MAX_KEY_LENGTH
-from ..services.payments import PaymentInput, act, correct_payment, record_payment
+from ..services.payments import PaymentInput, act, correct_payment, record
 from ..services.receipts import change_receipt
 from ..workflow import TRANSITIONS, Action, ReceiptChange, Role
 from . import bp
@@ -39,8 +39,9 @@ PAYMENT_ROLES = (Role.CLERK, Role.REVIEWER, Role.CENTRAL, Role.MEMBER)
 IDEMPOTENCY_KEY_HEADER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
-    "description": "A replay with the same key and body returns the first response and creates nothing; the "
-                   "same key with another body, or while the first is in flight: 409 idempotency_conflict.",
+    "description": "A replay with the same key and body returns the first response and creates nothing; one "
+                   "that arrives while the first is in flight waits for it (at most 10 s, then 409 "
+                   "idempotency_conflict); the same key with another body: 409 idempotency_conflict.",
 }
 
 
@@ -56,8 +57,9 @@ def detail(payment_id: int, user: User) -> dict[str, Any]:
     return payment_view(row, user, events=events)
 
 
-def _recorded_view(payment: Payment, user: User) -> dict[str, Any]:
-    return payment_view(payment_reads.visible_payment_row_or_404(user, payment.id), user)
+def _recorded(user: User) -> dict[str, Any]:
+    """Record the request's payment; its view is made from what was written, not read back."""
+    return payment_view(record(user, PaymentInput(**read_body(schemas.PaymentCreate))), user)
 
 
 @bp.post("/payments")
@@ -77,13 +79,8 @@ def create_payment() -> Any:
     permissions.require_role(user, Role.CLERK)
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        return _recorded_view(record_payment(user, PaymentInput(**read_body(schemas.PaymentCreate))), user)
-
-    def recorded() -> Any:
-        data = read_body(schemas.PaymentCreate)
-        return dumper(schemas.PaymentOut)(_recorded_view(record_payment(user, PaymentInput(**data)), user))
-
-    return answer_once(user, key, parse_json_body(), 201, recorded)
+        return _recorded(user)
+    return answer_once(user, key, parse_json_body(), 201, lambda: dumper(schemas.PaymentOut)(_recorded(user)))
 
 
 def answer_once(user: User, key: str, fingerprint: Any, status: int, produce: Callable[[], Any]) -> Any:
@@ -92,14 +89,9 @@ def answer_once(user: User, key: str, fingerprint: Any, status: int, produce: Ca
     claim = idempotency.claim(user, key, fingerprint)
     if isinstance(claim, idempotency.Replay):
         return current_app.response_class(claim.body, status=claim.status, mimetype="application/json")
-    claim_id = claim.id
-    try:
-        text = json.dumps(produce(), ensure_ascii=False, separators=(",", ":"))
-        idempotency.complete(claim, status, text)
-        db.session.commit()
-    except BaseException:
-        idempotency.release(claim_id)
-        raise
+    # The key row, the work and the stored answer commit together (the endpoint's one commit) or not at all.
+    text = json.dumps(produce(), ensure_ascii=False, separators=(",", ":"))
+    idempotency.complete(claim, status, text)
     return current_app.response_class(text, status=status, mimetype="application/json")
 
 

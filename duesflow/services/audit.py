@@ -1,150 +1,191 @@
-"""The event trail: every payment change writes an event linked into one hash chain.
+"""The event trail: every payment change writes an event linked into its grassroots org's hash chain (SPEC §8).
 
-Each event stores sha256(previous hash + its canonical content). Editing, deleting or reordering an event
-breaks the chain; a payment whose state, holder or amount disagrees with the replay of its events, or a receipt
-whose version or voided mark does, is caught by ``verify_audit``.
+There is one chain per grassroots org (``org-<id>``: the events of the payments that committee collected) and one
+for events that concern no payment (``general``). Each event stores its chain, its position there (from 1), the
+hash of the event before it (``prev_hash``, the genesis hash for the first) and sha256(previous hash + its
+canonical content, which names the chain). Editing, deleting, moving or reordering an event breaks its chain; the
+head row of each chain (``AuditHead``: its length and newest hash) catches the newest events going missing. A
+payment whose state, holder or amount disagrees with the replay of its events, or a receipt whose version or voided
+mark does, is caught by ``verify_audit``.
+
+Writers lock only the head of the chain they extend, so committees never wait for each other: the lock is taken
+by an upsert that also reserves the positions and reads the previous hash in one statement, the events go in with
+one INSERT (the driver's executemany for many), and the head's new hash with one UPDATE.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.orm import raiseload
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 
-from ..extensions import db, insert_on_conflict
-from ..models import AuditHead, Event, Payment, Receipt, ReceiptDelivery, User, utcnow
+from ..extensions import db
+from ..models import AuditHead, Event, Payment, Receipt, ReceiptDelivery, utcnow
 from ..money import format_amount
 
 GENESIS_HASH = "0" * 64
+GENERAL_CHAIN = "general"
+
+_EVENTS = Event.__table__
+_HEADS = AuditHead.__table__
 
 
-# The columns an event's hash covers, besides the hash of the event before it.
-HASHED_COLUMNS = ("payment_id", "action", "from_state", "to_state", "from_org_id", "to_org_id", "actor_id", "note",
-                  "details", "at")
+def chain_key(grassroots_org_id: int | None) -> str:
+    """The chain a payment collected by ``grassroots_org_id`` writes to; ``None`` (no payment): the general one."""
+    return GENERAL_CHAIN if grassroots_org_id is None else f"org-{grassroots_org_id}"
 
 
-def _content(values: dict[str, Any]) -> str:
-    content = {name: values[name] for name in HASHED_COLUMNS}
-    content["at"] = values["at"].isoformat()
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _hash(prev_hash: str, values: dict[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + _content(values)).encode()).hexdigest()
-
-
-def event_hash(prev_hash: str, event: Event) -> str:
-    """The chain hash of ``event`` given the hash of the event before it."""
-    return _hash(prev_hash, {name: getattr(event, name) for name in HASHED_COLUMNS})
-
-
-def _locked_head() -> AuditHead:
-    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    head = db.session.scalars(locked).one_or_none()
-    if head is None:
-        # Created by the first migration; this covers databases made with create_all (tests, bench), where the
-        # first writers may race: a loser's insert does nothing and it then waits for the winner's row.
-        db.session.execute(
-            insert_on_conflict()(AuditHead).values(id=1, last_hash=GENESIS_HASH)
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
-        head = db.session.scalars(locked).one()
-    return head
-
-
-def append_event(
-    payment: Payment,
-    *,
-    action: str,
-    actor: User,
-    from_state: str | None,
-    from_org_id: int | None,
-    note: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> Event:
-    """Write the event for a change already made to ``payment``, in the same transaction."""
-    db.session.flush()  # the payment's own UPDATE (and its version check) goes first, before the chain lock
-    head = _locked_head()
-    event = Event(
-        payment_id=payment.id,
-        action=action,
-        from_state=from_state,
-        to_state=payment.state,
-        from_org_id=from_org_id,
-        to_org_id=payment.holder_org_id,
-        actor_id=actor.id,
-        note=note,
-        details=details or {},
-        at=utcnow(),
-        prev_hash=head.last_hash,
+def _content(event: Any) -> str:
+    return json.dumps(
+        {
+            "chain": event.chain,
+            "payment_id": event.payment_id,
+            "action": event.action,
+            "from_state": event.from_state,
+            "to_state": event.to_state,
+            "from_org_id": event.from_org_id,
+            "to_org_id": event.to_org_id,
+            "actor_id": event.actor_id,
+            "note": event.note,
+            "details": event.details,
+            "at": event.at.isoformat(),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
     )
-    event.hash = event_hash(head.last_hash, event)
-    head.last_hash = event.hash
-    db.session.add(event)
-    db.session.flush()
-    return event
 
 
-GLOBAL_CHAIN = "global"
+def event_hash(prev_hash: str, event: Any) -> str:
+    """The chain hash of ``event`` (an ``Event``, a row of its columns or anything with those attributes) given
+    the hash of the event before it in its chain."""
+    return hashlib.sha256((prev_hash + _content(event)).encode()).hexdigest()
 
 
-def chain_heads() -> dict[str, tuple[int, str]]:
-    """Chain key → (number of events in it, hash of its newest event), for every chain that has events. Today the
-    trail is one chain, ``"global"``; a signed checkpoint (``audit_checkpoints``) records exactly this."""
-    newest = select(Event.hash).order_by(Event.id.desc()).limit(1).scalar_subquery()
-    length, head = db.session.execute(select(func.count(Event.id), newest)).one()  # one statement, one snapshot
-    return {GLOBAL_CHAIN: (length, head)} if length else {}
+class _PaymentLike(Protocol):
+    id: int
+    state: str
+    holder_org_id: int
+    grassroots_org_id: int
 
 
-def chain_hash_at(chain: str, length: int) -> str | None:
-    """The hash of the ``length``-th event (from 1) of ``chain``; None when the chain is shorter (or unknown)."""
-    if chain != GLOBAL_CHAIN or length < 1:
-        return None
-    return db.session.scalar(select(Event.hash).order_by(Event.id).offset(length - 1).limit(1))
+class _ActorLike(Protocol):
+    id: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventDraft:
-    """An event to write for a change already made to ``payment`` (which must carry its new state and holder)."""
+    """An event to write for a change already made to ``payment`` (flushed, or written with Core): any object with
+    ``id``, ``state``, ``holder_org_id`` and ``grassroots_org_id`` will do, and any ``actor`` with an ``id``."""
 
-    payment: Payment
+    payment: _PaymentLike
     action: str
-    actor: User
+    actor: _ActorLike
     from_state: str | None
     from_org_id: int | None
     note: str | None = None
     details: dict[str, Any] | None = None
 
 
+class _Row:
+    """The column values of one event about to be inserted; ``event_hash`` reads them as attributes."""
+
+    __slots__ = ("chain", "position", "payment_id", "action", "from_state", "to_state", "from_org_id", "to_org_id",
+                 "actor_id", "note", "details", "at", "prev_hash", "hash")
+
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@functools.cache
+def _reserve_statement(dialect: str) -> Any:
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_HEADS).values(
+        chain=bindparam("chain"), length=bindparam("count"), last_hash=GENESIS_HASH)
+    return upsert.on_conflict_do_update(
+        index_elements=["chain"], set_={"length": _HEADS.c.length + upsert.excluded.length}
+    ).returning(_HEADS.c.length, _HEADS.c.last_hash)
+
+
+def _reserve(chain: str, count: int) -> tuple[int, str]:
+    """Lock ``chain``'s head (creating it on first use) and reserve ``count`` positions in it, in one statement:
+    the position of the first reserved event and the hash before it. The lock is held until the transaction ends,
+    so the chain's next writer waits for this one and then reads the hash it leaves."""
+    statement = _reserve_statement(db.session.get_bind().dialect.name)
+    length, last_hash = db.session.execute(statement, {"chain": chain, "count": count}).one()
+    return length - count + 1, last_hash
+
+
+_MOVE_HEADS = update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(last_hash=bindparam("head_hash"))
+_INSERT_EVENTS = insert(_EVENTS)
+
+
 def append_events(drafts: Sequence[EventDraft]) -> None:
-    """Write many events in the caller's transaction: the chain's head is locked once, the hashes are computed
-    here, and the rows go in as one executemany INSERT (the driver batches it), whatever their number."""
+    """Write many events in one go, in the current transaction (batch entry, a transfer's confirmation).
+
+    Each chain touched is locked once, in sorted order (two batches touching the same chains cannot deadlock);
+    the hashes are computed here; all events go in with one INSERT statement run by the driver's executemany,
+    and the heads move on with one UPDATE statement. Events of one chain follow the order of ``drafts``."""
     if not drafts:
         return
-    db.session.flush()  # the payments' own changes go first, before the chain lock, as in append_event
-    head = _locked_head()
-    now = utcnow()
-    prev = head.last_hash
-    rows = []
+    db.session.flush()  # the payments' own changes (and their version checks) go first, before the chain locks
+    by_chain: dict[str, list[EventDraft]] = {}
     for draft in drafts:
-        payment = draft.payment
-        row: dict[str, Any] = {
-            "payment_id": payment.id, "action": draft.action, "from_state": draft.from_state,
-            "to_state": payment.state, "from_org_id": draft.from_org_id, "to_org_id": payment.holder_org_id,
-            "actor_id": draft.actor.id, "note": draft.note, "details": draft.details or {}, "at": now,
-            "prev_hash": prev,
-        }
-        row["hash"] = prev = _hash(prev, row)
-        rows.append(row)
-    db.session.execute(insert(Event.__table__), rows)  # Core: the ORM's bulk path costs more per row here
-    head.last_hash = prev
-    db.session.flush()
+        by_chain.setdefault(chain_key(draft.payment.grassroots_org_id), []).append(draft)
+    at = utcnow()
+    rows: list[_Row] = []
+    heads: list[dict[str, str]] = []
+    for chain in sorted(by_chain):
+        position, prev = _reserve(chain, len(by_chain[chain]))
+        for draft in by_chain[chain]:
+            row = _Row()
+            row.chain, row.position, row.payment_id, row.action = chain, position, draft.payment.id, draft.action
+            row.from_state, row.to_state = draft.from_state, draft.payment.state
+            row.from_org_id, row.to_org_id = draft.from_org_id, draft.payment.holder_org_id
+            row.actor_id, row.note, row.details, row.at = draft.actor.id, draft.note, draft.details or {}, at
+            row.prev_hash, row.hash = prev, event_hash(prev, row)
+            prev, position = row.hash, position + 1
+            rows.append(row)
+        heads.append({"head_chain": chain, "head_hash": prev})
+    db.session.execute(_INSERT_EVENTS, [row.values() for row in rows])
+    db.session.execute(_MOVE_HEADS, heads)
+
+
+def append_event(
+    payment: _PaymentLike,
+    *,
+    action: str,
+    actor: _ActorLike,
+    from_state: str | None,
+    from_org_id: int | None,
+    note: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Write the event for a change already made to ``payment``, in the same transaction: three statements (lock
+    and reserve, insert, move the head)."""
+    append_events([EventDraft(payment, action, actor, from_state, from_org_id, note, details)])
+
+
+def chain_heads() -> dict[str, tuple[int, str]]:
+    """Every chain's key with the number of events in it and its newest event's hash (signed checkpoints)."""
+    return {chain: (length, last_hash) for chain, length, last_hash in db.session.execute(
+        select(_HEADS.c.chain, _HEADS.c.length, _HEADS.c.last_hash))}
+
+
+def chain_hash_at(chain: str, length: int) -> str | None:
+    """The hash of the ``length``-th event of ``chain`` (the genesis hash for 0), None if the chain is shorter."""
+    if length == 0:
+        return GENESIS_HASH
+    if length < 0:
+        return None
+    return db.session.scalar(select(_EVENTS.c.hash).where(_EVENTS.c.chain == chain, _EVENTS.c.position == length))
 
 
 @dataclass(frozen=True)
@@ -160,16 +201,16 @@ class AuditProblem:
 
 @dataclass
 class _Replay:
+    chain: str
     state: str | None = None
     holder: int | None = None
     amount: str | None = None
-    last_event_id: int = 0
     # receipt number -> (version, voided), as confirm, reissue and void events leave it
     receipts: dict[str, tuple[int, bool]] = field(default_factory=dict)
     # (receipt number, version) signed for, as deliver events record it (SPEC §9)
     deliveries: set[tuple[str, int]] = field(default_factory=set)
 
-    def apply_receipt_change(self, event: Event) -> None:
+    def apply_receipt_change(self, event: Row[Any]) -> None:
         number = event.details.get("receipt_number")
         if not isinstance(number, str):
             return
@@ -184,42 +225,93 @@ class _Replay:
             self.receipts[number] = (version, True)
 
 
-def _events_in_order() -> Iterator[Event]:
-    query = select(Event).options(raiseload("*")).order_by(Event.id).execution_options(yield_per=2000)
-    yield from db.session.scalars(query)
+_EVENT_COLUMNS = ("id", "chain", "position", "payment_id", "action", "from_state", "to_state", "from_org_id",
+                  "to_org_id", "actor_id", "note", "details", "at", "prev_hash", "hash")
+
+
+def _events_in_chain_order() -> Iterator[Row[Any]]:
+    """Every event, chain by chain, each chain oldest first: plain rows, streamed (millions of them)."""
+    query = select(*(_EVENTS.c[name] for name in _EVENT_COLUMNS)).order_by(_EVENTS.c.chain, _EVENTS.c.position)
+    yield from db.session.execute(query.execution_options(yield_per=5000))
+
+
+@dataclass
+class _ChainWalk:
+    """Where the walk through one chain is: its key, the events seen, the newest hash and event id."""
+
+    chain: str
+    length: int = 0
+    last_hash: str = GENESIS_HASH
+    last_id: int = 0
+
+    def step(self, event: Row[Any]) -> AuditProblem | None:
+        if event.position != self.length + 1 or event.prev_hash != self.last_hash or event.id <= self.last_id:
+            return AuditProblem(f"event {event.id}", f"chain {self.chain} is broken before this event (deleted or "
+                                                     "reordered)")
+        if event_hash(self.last_hash, event) != event.hash:
+            return AuditProblem(f"event {event.id}", "its content does not match its hash (edited)")
+        self.length, self.last_hash, self.last_id = event.position, event.hash, event.id
+        return None
+
+    def end(self, head: tuple[int, str] | None) -> AuditProblem | None:
+        if head != (self.length, self.last_hash):
+            return AuditProblem(f"audit chain {self.chain}", "its head does not match its events (the newest "
+                                                             "events are missing, or the head was changed)")
+        return None
+
+
+def _replay_event(replays: dict[int, _Replay], event: Row[Any]) -> AuditProblem | None:
+    replay = replays.get(event.payment_id)
+    if replay is None:
+        replay = replays[event.payment_id] = _Replay(chain=event.chain)
+    if replay.chain != event.chain:
+        return AuditProblem(f"event {event.id}", f"is in chain {event.chain}, its payment's events in {replay.chain}")
+    if replay.state != event.from_state:
+        return AuditProblem(f"event {event.id}", f"starts from {event.from_state!r} but payment was {replay.state!r}")
+    replay.state, replay.holder = event.to_state, event.to_org_id
+    details = event.details
+    if "amount" in details:
+        replay.amount = str(details["amount"])
+    elif "new" in details and "amount" in details["new"]:
+        replay.amount = str(details["new"]["amount"])
+    replay.apply_receipt_change(event)
+    return None
 
 
 def verify_audit() -> AuditProblem | None:
-    """Check the hash chain and that every payment's events replay to its current state, holder and amount."""
-    prev = GENESIS_HASH
+    """Check every chain (positions, links, hashes, head) and that every payment's events replay to its current
+    state, holder and amount; one pass over the events in chain order, linear in their number."""
+    heads = chain_heads()
     replays: dict[int, _Replay] = {}
-    for event in _events_in_order():
-        if event.prev_hash != prev:
-            return AuditProblem(f"event {event.id}", "the chain is broken before this event (deleted or reordered)")
-        if event_hash(prev, event) != event.hash:
-            return AuditProblem(f"event {event.id}", "its content does not match its hash (edited)")
-        prev = event.hash
-        replay = replays.setdefault(event.payment_id, _Replay())
-        if replay.state != event.from_state:
-            return AuditProblem(
-                f"event {event.id}", f"starts from {event.from_state!r} but payment was {replay.state!r}"
-            )
-        replay.state, replay.holder, replay.last_event_id = event.to_state, event.to_org_id, event.id
-        if "amount" in event.details:
-            replay.amount = str(event.details["amount"])
-        elif "new" in event.details and "amount" in event.details["new"]:
-            replay.amount = str(event.details["new"]["amount"])
-        replay.apply_receipt_change(event)
-    head = db.session.get(AuditHead, 1)
-    if head is not None and head.last_hash != prev:
-        return AuditProblem("audit head", "the newest events of the chain are missing")
+    walk: _ChainWalk | None = None
+    for event in _events_in_chain_order():
+        if walk is None or walk.chain != event.chain:
+            problem = walk.end(heads.pop(walk.chain, None)) if walk is not None else None
+            if problem is not None:
+                return problem
+            walk = _ChainWalk(event.chain)
+        problem = walk.step(event) or _replay_event(replays, event)
+        if problem is not None:
+            return problem
+    problem = walk.end(heads.pop(walk.chain, None)) if walk is not None else None
+    for chain, head in sorted(heads.items()):  # heads of chains without a single event left
+        problem = problem or _ChainWalk(chain).end(head)
+    return problem or _check_payments(replays) or _check_receipts(replays) or _check_deliveries(replays)
+
+
+def _check_payments(replays: dict[int, _Replay]) -> AuditProblem | None:
+    """Every payment has events, in the chain of the org that collected it, ending where the payment is."""
     rows = db.session.execute(
-        select(Payment.id, Payment.state, Payment.holder_org_id, Payment.amount).order_by(Payment.id)
+        select(Payment.id, Payment.grassroots_org_id, Payment.state, Payment.holder_org_id, Payment.amount)
+        .order_by(Payment.id)
     )
-    for payment_id, state, holder, amount in rows:
+    for payment_id, grassroots_org_id, state, holder, amount in rows:
         replay = replays.get(payment_id)
         if replay is None:
             return AuditProblem(f"payment {payment_id}", "has no events")
+        if replay.chain != chain_key(grassroots_org_id):
+            return AuditProblem(f"payment {payment_id}", f"was collected by org {grassroots_org_id} but its events "
+                                                         f"are in chain {replay.chain}")
         if (replay.state, replay.holder) != (state, holder):
             return AuditProblem(
                 f"payment {payment_id}",
@@ -227,7 +319,7 @@ def verify_audit() -> AuditProblem | None:
             )
         if replay.amount != format_amount(Decimal(amount)):
             return AuditProblem(f"payment {payment_id}", f"amount {amount} differs from its events ({replay.amount})")
-    return _check_receipts(replays) or _check_deliveries(replays)
+    return None
 
 
 def _check_receipts(replays: dict[int, _Replay]) -> AuditProblem | None:

@@ -1,7 +1,16 @@
 """Idempotency-Key for payment creation (SPEC §7).
 
-The key is claimed in its own committed transaction before the work starts, so a concurrent replay sees it
-in flight (409); the stored response is written in the same transaction as the work it describes.
+The key is written in the request's own transaction, before the work, and its stored response with the work:
+both are committed together or not at all. So a key row others can see always carries its response, and a
+request that failed (a 4xx, a crash) leaves no key behind: a replay of it is processed anew.
+
+A replay that arrives while the first is still in flight waits for it:
+- PostgreSQL: the replay's INSERT of the same (user, key) waits on the unique index until the first transaction
+  ends; then it finds the committed row (and answers its response) or inserts its own (the first failed). The
+  wait is bounded by ``lock_timeout``, set for that one statement: after ``IDEMPOTENCY_WAIT`` (10 s) the replay
+  gets 409 ``idempotency_conflict``.
+- SQLite: a request that may write begins with BEGIN IMMEDIATE, so the replay cannot start before the first has
+  committed or rolled back (writers wait for the write lock up to the busy timeout, like every writer there).
 """
 
 from __future__ import annotations
@@ -12,94 +21,111 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import OperationalError
 
 from ..errors import IdempotencyConflict, ValidationFailed
 from ..extensions import db
-from ..models import IdempotencyKey, User, utcnow
+from ..models import IdempotencyKey, User, UTCDateTime, utcnow
 
 MAX_KEY_LENGTH = 255
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout ends a wait
+
+_KEYS = IdempotencyKey.__table__
+
+# PostgreSQL: the INSERT sets lock_timeout (transaction-local) in a CTE it reads before inserting, so that its own
+# wait on the unique index is bounded, and its RETURNING (evaluated once the row is in, after any wait) sets it back
+# to the session's value, so that no later wait of the request is cut short. One round trip, no SET statements.
+_PG_CLAIM = text(
+    "WITH bounded AS MATERIALIZED (SELECT set_config('lock_timeout', :wait, true) AS wait) "
+    "INSERT INTO idempotency_keys (user_id, key, request_hash, state, created_at) "
+    "SELECT :user_id, :key, :request_hash, 'in_flight', :created_at FROM bounded "
+    "ON CONFLICT (user_id, key) DO NOTHING "
+    "RETURNING id, set_config('lock_timeout', "
+    "(SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'), true)"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
+
+_SQLITE_CLAIM = (
+    sqlite.insert(_KEYS).values(user_id=bindparam("user_id"), key=bindparam("key"),
+                                request_hash=bindparam("request_hash"), state="in_flight",
+                                created_at=bindparam("created_at"))
+    .on_conflict_do_nothing(index_elements=["user_id", "key"]).returning(_KEYS.c.id)
+)
 
 
 def canonical_hash(body: Any) -> str:
     """Hash of the body as canonical JSON (sorted keys, no spaces), so that key order does not matter."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    text_ = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text_.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class Replay:
+    """The stored response of the first request with this key."""
+
     status: int
     body: str
 
 
-def claim(user: User, key: str, body: Any) -> Replay | IdempotencyKey:
-    """Claim ``key`` for this request, or give the stored response of the first one. Commits the claim."""
+@dataclass(frozen=True)
+class Claim:
+    """This request's key row, written (not yet committed) in its transaction."""
+
+    id: int
+
+
+def _insert(user: User, key: str, request_hash: str) -> int | None:
+    """Insert the key row, waiting (at most ``IDEMPOTENCY_WAIT``) for a transaction that holds the same key; the
+    new row's id, or None when a committed row has the key."""
+    values = {"user_id": user.id, "key": key, "request_hash": request_hash, "created_at": utcnow()}
+    if db.session.get_bind().dialect.name != "postgresql":
+        return db.session.scalar(_SQLITE_CLAIM, values)
+    wait_ms = int(current_app.config["IDEMPOTENCY_WAIT"].total_seconds() * 1000)
+    try:
+        return db.session.scalar(_PG_CLAIM, {**values, "wait": str(wait_ms)})
+    except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        db.session.rollback()
+        raise IdempotencyConflict("使用该幂等键的请求仍在处理中。") from None
+
+
+def claim(user: User, key: str, body: Any) -> Replay | Claim:
+    """Write ``key`` for this request in its transaction, or give the stored response of the first request."""
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationFailed(fields={"Idempotency-Key": [f"须为 1 到 {MAX_KEY_LENGTH} 个可打印字符。"]})
     request_hash = canonical_hash(body)
-    config = current_app.config
-    now = utcnow()
     for _ in range(3):
-        # A new key (the usual case) is claimed straight away, committed with the authentication's transaction.
-        record = IdempotencyKey(user_id=user.id, key=key, request_hash=request_hash, state="in_flight",
-                                created_at=now)
-        db.session.add(record)
-        try:
-            _commit_keeping_loaded()
-        except IntegrityError:
-            db.session.rollback()  # the key is taken: by an earlier request, or a concurrent one just now
-        else:
-            return record
-        existing = db.session.scalars(
-            select(IdempotencyKey).where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
+        claim_id = _insert(user, key, request_hash)
+        if claim_id is not None:
+            return Claim(claim_id)
+        existing = db.session.execute(
+            select(_KEYS.c.id, _KEYS.c.request_hash, _KEYS.c.state, _KEYS.c.response_status,
+                   _KEYS.c.response_body, _KEYS.c.created_at)
+            .where(_KEYS.c.user_id == user.id, _KEYS.c.key == key)
         ).one_or_none()
         if existing is None:
-            continue  # released meanwhile: claim it again
-        expired = existing.created_at <= now - config["IDEMPOTENCY_TTL"]
-        abandoned = existing.state == "in_flight" and (
-            existing.created_at <= now - config["IDEMPOTENCY_CLAIM_TIMEOUT"]
-        )
-        if not (expired or abandoned):
+            continue  # purged meanwhile: insert it again
+        expired = existing.created_at <= utcnow() - current_app.config["IDEMPOTENCY_TTL"]
+        # A committed row without its response was claimed by an earlier version, which committed the claim
+        # before the work: its request is over (it has no transaction any more) and failed.
+        if not expired and existing.state == "done":
             if existing.request_hash != request_hash:
                 raise IdempotencyConflict("该幂等键已用于另一个不同的请求。")
-            if existing.state == "in_flight":
-                raise IdempotencyConflict("使用该幂等键的请求仍在处理中。")
-            assert existing.response_status is not None and existing.response_body is not None
             return Replay(existing.response_status, existing.response_body)
-        db.session.delete(existing)
-        db.session.flush()
+        db.session.execute(delete(_KEYS).where(_KEYS.c.id == existing.id))
     raise IdempotencyConflict("使用该幂等键的请求仍在处理中。")
 
 
-def _commit_keeping_loaded() -> None:
-    """Commit without expiring what the session loaded: the user and the claim are used again right after, and
-    reloading them would cost two more queries on every creation."""
-    session = db.session()
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = True
-
-
-def complete(record: IdempotencyKey, status: int, body: str) -> None:
-    """Store the response with the work, in the request's transaction."""
-    record.state = "done"
-    record.response_status = status
-    record.response_body = body
-    db.session.flush()
-
-
-def release(record_id: int) -> None:
-    """Forget a claim whose request failed (4xx responses are not stored). Commits."""
-    db.session.rollback()
-    db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == record_id))
-    db.session.commit()
+def complete(claimed: Claim, status: int, body: str) -> None:
+    """Store the response with the work, in the request's transaction (committed with it)."""
+    db.session.execute(update(_KEYS).where(_KEYS.c.id == claimed.id).values(
+        state="done", response_status=status, response_body=body))
 
 
 def purge_expired() -> int:
     ttl = current_app.config["IDEMPOTENCY_TTL"]
-    result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - ttl))
+    result = db.session.execute(delete(_KEYS).where(_KEYS.c.created_at < utcnow() - ttl))
     return result.rowcount or 0
