@@ -24,6 +24,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from .capitals import PREFIX, format_yuan, to_capitals
 from .qr import qr_matrix
+from .typed_text import printable_content
 
 TITLE = "中国共产党党员自愿多交党费纪念收据"
 CENTRAL_ISSUER = "中共中央组织部"
@@ -322,6 +323,7 @@ def render_receipt_pdf(content: ReceiptContent, font_path: str | None = None) ->
     The output depends only on the arguments (reportlab's invariant mode, dated with ``issued_on``),
     so rendering the same receipt again gives the same bytes.
     """
+    content = printable_content(content, "member_name", "grassroots_org_name")
     font = _font_name(font_path)
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), invariant=True)
