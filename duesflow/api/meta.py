@@ -12,7 +12,7 @@ from .. import schemas
 from ..errors import ReceiptNotFound, TooManyRequests
 from ..extensions import db
 from ..identity import mask_name
-from ..services import receipts, throttle
+from ..services import receipts
 from . import bp
 from .framework import endpoint, read_query
 
@@ -36,11 +36,7 @@ def verify_receipt(number: str) -> Any:
 def verification_view(number: str, code: str) -> dict[str, Any]:
     """Throttled look-up shared by the API and the public page: the masked answer, or 404/429."""
     request.writes = True  # type: ignore[attr-defined]  # counts the attempt: SQLite must begin as a writer
-    config = current_app.config
-    key = f"verify:{request.remote_addr or 'unknown'}"
-    throttle.check(key, config["VERIFY_MAX_ATTEMPTS"], config["VERIFY_WINDOW"])
-    throttle.hit(key, config["VERIFY_WINDOW"])
-    found = receipts.verify_receipt(number, code)
+    found = receipts.verify_attempt(number, code, request.remote_addr)
     view: dict[str, Any] = {
         "valid": found.valid,
         "number": found.number,

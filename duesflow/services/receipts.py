@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from flask import current_app
 from sqlalchemy import insert, select, update
 
 from .. import permissions
@@ -16,6 +17,7 @@ from ..extensions import db, insert_on_conflict
 from ..models import Payment, Receipt, ReceiptSequence, User, utcnow
 from ..timeutil import beijing_today
 from ..workflow import RECEIPT_TRANSITIONS, ReceiptChange
+from . import throttle
 from .audit import append_event
 
 # No 0/O and no 1/I/L. 31 symbols: 8 of them carry 39.6 bits (see docs/decisions.md, "Verification codes").
@@ -122,6 +124,21 @@ class Verification:
     issued_on: date
     member_name: str
     issuer: str = ISSUER
+
+
+def verify_attempt(number: str, code: str, address: str | None) -> Verification:
+    """Public verification from ``address`` (SPEC §5): every attempt counts against the client (429 past the limit,
+    IPv6 by /64); a failed one also against the receipt number, from whichever client, for central to see."""
+    config = current_app.config
+    client = throttle.client_key(address)
+    throttle.check(throttle.verification_key(client), config["VERIFY_MAX_ATTEMPTS"], config["VERIFY_WINDOW"])
+    throttle.hit(throttle.verification_key(client), config["VERIFY_WINDOW"])
+    try:
+        return verify_receipt(number, code)
+    except ReceiptNotFound:
+        if RECEIPT_NUMBER.fullmatch(number):
+            throttle.hit(throttle.number_failure_key(client, number), config["VERIFY_NUMBER_WINDOW"])
+        raise
 
 
 def verify_receipt(number: str, code: str) -> Verification:
