@@ -265,7 +265,10 @@ class ListQuery(Schema):
 
 
 class MemberQuery(ListQuery):
-    q = Text(50, min_length=0, metadata={"description": "part of a name, or a whole resident ID or phone number"})
+    q = Text(50, min_length=0, metadata={"description": "part of a name (names only)"})
+    id_number = Normalized(18, identity.validate_resident_id, metadata={
+        "description": "a whole resident ID: the member's own clerk finds that member (access-logged); anyone else "
+                       "finds nobody"})
 
 
 class AccessLogQuery(ListQuery):
