@@ -81,9 +81,9 @@ def payment_form(member: Member, **changes: Any) -> dict[str, Any]:
     ("clerk", ["首页", "党员名册", "登记款项", "本单位款项", "汇总上缴", "收据送达", "待退还", "统计报表", "修改密码"]),
     ("tiedong", ["首页", "待办0", "全部款项", "汇总上缴", "收据送达", "待退还", "统计报表", "修改密码"]),
     ("central", ["首页", "待办0", "全部款项", "收据", "直接汇款", "汇总上缴", "收据送达", "待退还", "统计报表",
-                 "查看记录", "修改密码"]),
+                 "查看记录", "核验失败", "修改密码"]),
     ("member", ["首页", "我的款项", "如何交纳", "修改密码"]),
-    ("admin", ["首页", "组织", "账户", "修改密码"]),
+    ("admin", ["首页", "组织", "账户", "登录监测", "修改密码"]),
 ])
 def test_each_role_has_a_home_page_with_its_navigation(pages, username, expected):
     response = pages(username).get("/")
