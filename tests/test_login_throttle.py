@@ -81,8 +81,7 @@ def test_a_username_attacked_from_many_clients_is_shown_to_admins(app, client, a
 
     attacked = throttle.usernames_under_attack()
 
-    assert attacked == [throttle.Spread("central", 5, 10)]
-    assert (attacked[0].subject, attacked[0].clients, attacked[0].failures) == ("central", 5, 10)
+    assert attacked == [throttle.UsernameUnderAttack(username="central", clients=5, failures=10)]
     answer = api.get("/security/login-attacks", "admin")
     assert answer.status_code == 200
     assert answer.json["items"] == [{"username": "central", "clients": 5, "failures": 10}]

@@ -36,7 +36,8 @@ def test_failed_verifications_of_one_number_are_counted_across_clients_and_shown
     verify(client, "not-a-number", "WRONGCOD", "127.0.0.1")  # never a receipt: not counted
     assert verify(client, receipt["number"], receipt["verification_code"], "127.0.0.9").status_code == 200
 
-    expected = [throttle.Spread(receipt["number"], 6, 18), throttle.Spread("2026-999999", 1, 1)]
+    expected = [throttle.NumberUnderAttack(receipt["number"], 6, 18),
+                throttle.NumberUnderAttack("2026-999999", 1, 1)]
     assert throttle.receipt_numbers_under_attack() == expected
     answer = api.get("/security/verification-failures", "central")
     assert answer.status_code == 200 and answer.json["window_seconds"] == 24 * 3600
@@ -53,4 +54,4 @@ def test_the_public_page_counts_its_failures_too(client, api, world):
     receipt = genuine_receipt(api, world)
     assert client.get(f"/verify/{receipt['number']}?code=WRONGCOD").status_code == 404
 
-    assert throttle.receipt_numbers_under_attack() == [throttle.Spread(receipt["number"], 1, 1)]
+    assert throttle.receipt_numbers_under_attack() == [throttle.NumberUnderAttack(receipt["number"], 1, 1)]

@@ -168,19 +168,31 @@ def _spread(prefix: str, window: timedelta) -> list[Spread]:
     return sorted(spread, key=lambda row: (-row.clients, -row.failures, row.subject))
 
 
-def usernames_under_attack() -> list[Spread]:
+class UsernameUnderAttack(NamedTuple):
+    username: str  # as folded (identity.fold_username)
+    clients: int
+    failures: int
+
+
+class NumberUnderAttack(NamedTuple):
+    number: str
+    clients: int
+    failures: int
+
+
+def usernames_under_attack() -> list[UsernameUnderAttack]:
     """Usernames that failed to log in from at least ``LOGIN_ATTACK_MIN_CLIENTS`` clients within the login window:
     (username as folded, distinct clients, failures), most clients first. Shown to admins and exported as a metric;
     never a lockout."""
     config = current_app.config
-    return [row for row in _spread(_LOGIN_PAIR, config["LOGIN_WINDOW"])
+    return [UsernameUnderAttack(*row) for row in _spread(_LOGIN_PAIR, config["LOGIN_WINDOW"])
             if row.clients >= config["LOGIN_ATTACK_MIN_CLIENTS"]]
 
 
-def receipt_numbers_under_attack() -> list[Spread]:
+def receipt_numbers_under_attack() -> list[NumberUnderAttack]:
     """Receipt numbers with failed verifications within ``VERIFY_NUMBER_WINDOW``, from every client: (number,
     distinct clients, failures), most clients first. Shown to central."""
-    return _spread(_VERIFY_NUMBER, current_app.config["VERIFY_NUMBER_WINDOW"])
+    return [NumberUnderAttack(*row) for row in _spread(_VERIFY_NUMBER, current_app.config["VERIFY_NUMBER_WINDOW"])]
 
 
 def login_attacks_view() -> dict[str, Any]:
@@ -188,12 +200,10 @@ def login_attacks_view() -> dict[str, Any]:
     config = current_app.config
     return {"window_seconds": int(config["LOGIN_WINDOW"].total_seconds()),
             "min_clients": config["LOGIN_ATTACK_MIN_CLIENTS"],
-            "items": [{"username": row.subject, "clients": row.clients, "failures": row.failures}
-                      for row in usernames_under_attack()]}
+            "items": [row._asdict() for row in usernames_under_attack()]}
 
 
 def verification_failures_view() -> dict[str, Any]:
     """:func:`receipt_numbers_under_attack` with its window, for central's API and page."""
     return {"window_seconds": int(current_app.config["VERIFY_NUMBER_WINDOW"].total_seconds()),
-            "items": [{"number": row.subject, "clients": row.clients, "failures": row.failures}
-                      for row in receipt_numbers_under_attack()]}
+            "items": [row._asdict() for row in receipt_numbers_under_attack()]}
