@@ -62,7 +62,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from duesflow.errors import DomainError
 from duesflow.extensions import db
-from duesflow.identity import resident_id_check_character
+from duesflow.identity import fold_username, resident_id_check_character
 from duesflow.models import (
     AuditHead,
     DirectRemittance,
@@ -1128,7 +1128,8 @@ def _create_staff(tree: _Tree, password_hash: str, now: datetime) -> tuple[_Staf
     rows: list[dict[str, Any]] = []
 
     def account(username: str, role: Role, org_id: int | None) -> int:
-        rows.append({"id": first_id + len(rows), "username": username, "password_hash": password_hash,
+        rows.append({"id": first_id + len(rows), "username": username, "username_folded": fold_username(username),
+                     "password_hash": password_hash,
                      "role": role.value, "org_id": org_id, "member_id": None, "active": True, "auth_version": 1,
                      "created_at": now})
         return int(rows[-1]["id"])
@@ -1184,7 +1185,8 @@ def _create_members(rng: random.Random, tree: _Tree, count: int, start_us: int) 
 def _create_member_accounts(people: list[_MemberRef], password_hash: str, now: datetime) -> list[BenchLogin]:
     """Accounts for the first five members, who (by the way payments pick members) pay most often."""
     first_id = _next_id(User.id)
-    rows = [{"id": first_id + index, "username": f"bench-member-{index + 1}", "password_hash": password_hash,
+    rows = [{"id": first_id + index, "username": f"bench-member-{index + 1}",
+             "username_folded": f"bench-member-{index + 1}", "password_hash": password_hash,
              "role": Role.MEMBER.value, "org_id": None, "member_id": person.id, "active": True, "auth_version": 1,
              "created_at": now} for index, person in enumerate(people[:5])]
     if rows:

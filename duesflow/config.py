@@ -74,10 +74,16 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "TRUSTED_PROXIES": int(env("DUESFLOW_TRUSTED_PROXIES", "0")),
         # Who may read /metrics: addresses or networks, comma-separated (everyone else gets 404).
         "METRICS_ALLOW": env("DUESFLOW_METRICS_ALLOW", "127.0.0.0/8,::1"),
+        # SPEC §7: per (username, client) and per client; a username failing from this many clients is shown to
+        # admins (services.throttle.usernames_under_attack), never locked.
         "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_CLIENT_MAX_FAILURES": 20,
+        "LOGIN_ATTACK_MIN_CLIENTS": int(env("DUESFLOW_LOGIN_ATTACK_MIN_CLIENTS", "3")),
         "LOGIN_WINDOW": timedelta(minutes=15),
         "VERIFY_MAX_ATTEMPTS": int(env("DUESFLOW_VERIFY_MAX_ATTEMPTS", "30")),
         "VERIFY_WINDOW": timedelta(minutes=10),
+        # How far back central sees failed verifications per receipt number (SPEC §5).
+        "VERIFY_NUMBER_WINDOW": timedelta(hours=24),
         # argon2id parameters (RFC 9106 second recommended option, lowered memory for small hosts); the
         # environment may lower them for test servers only: hashes carry their own parameters when verified.
         "ARGON2_TIME_COST": int(env("DUESFLOW_ARGON2_TIME_COST", "3")),

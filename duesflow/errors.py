@@ -34,6 +34,14 @@ class RequestTooLarge(DomainError):
     status, code, default_message = 413, "malformed_request", "请求体过大。"
 
 
+class UnsupportedMediaType(DomainError):
+    """A body not declared as JSON: refused, so that a cross-site ``text/plain`` POST (no CORS preflight) never
+    reaches the API (docs/security.md, "Decisions")."""
+
+    status, code = 415, "malformed_request"
+    default_message = "请求体须为 JSON，并以 Content-Type: application/json 发送。"
+
+
 class Unauthenticated(DomainError):
     status, code, default_message = 401, "unauthenticated", "请先登录。"
 

@@ -327,3 +327,12 @@ def mask_name(name: str) -> str:
         if len(text) > len(surname) and text.startswith(surname):
             surname_length = max(surname_length, len(surname))
     return text[:surname_length] + "*" * (len(text) - surname_length)
+
+
+def fold_username(username: str) -> str:
+    """The form in which usernames are unique and looked up (SPEC §7): Unicode compatibility forms unified (NFKC)
+    and letter case folded, so that ``Clerk``, ``CLERK`` and the full-width ``ｃｌｅｒｋ`` are one name.
+
+    NFKC again after case folding: folding can produce characters that NFKC composes (Unicode's NFKC_Casefold).
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())

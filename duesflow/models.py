@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import db
+from .identity import fold_username
 from .money import MINIMUM_AMOUNT
 from .personal_data import EncryptedText, PersonalField, data_keys
 from .timeutil import utcnow
@@ -157,6 +158,8 @@ class User(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    # The username as it is unique and looked up: NFKC and case-folded (identity.fold_username), set with it.
+    username_folded: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(10))
     org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
@@ -168,6 +171,11 @@ class User(db.Model):
 
     org: Mapped[Org | None] = relationship()
     member: Mapped[Member | None] = relationship()
+
+    @validates("username")
+    def _fold_username(self, _key: str, username: str) -> str:
+        self.username_folded = fold_username(username)
+        return username
 
 
 class Payment(db.Model):

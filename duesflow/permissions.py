@@ -274,6 +274,12 @@ def sees_full_phone(user: User, member: Member) -> bool:
     return user.role == Role.CLERK and user.org_id == member.org_id
 
 
+def sees_private_particulars(user: User, member: Member) -> bool:
+    """Birth date (the masked middle of the ID number), phone, email, work unit and position are shown only to the
+    member's own clerk and to the member (SPEC §7); everyone else gets null."""
+    return sees_full_phone(user, member) or (user.role == Role.MEMBER and user.member_id == member.id)
+
+
 def org_visibility(user: User) -> ColumnElement[bool]:
     """The orgs ``user`` may list: its subtree and the path above it; an admin sees all."""
     if user.role == Role.ADMIN:

@@ -7,6 +7,7 @@ import csv
 import io
 
 from openpyxl import Workbook
+from openpyxl.cell import Cell
 from openpyxl.styles import Font
 
 from .money import format_amount
@@ -17,7 +18,7 @@ CSV_MIMETYPE = "text/csv"
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 AMOUNT_FORMAT = "#,##0.00"
 
-# A cell starting with one of these is read by spreadsheets as a formula (CSV injection): it is quoted.
+# A cell starting with one of these is read by spreadsheets as a formula (CSV/XLSX injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -37,8 +38,24 @@ def filename(summary: Summary, extension: str) -> str:
     return f"duesflow-summary-{summary.year}-{summary.group_by}{state}.{extension}"
 
 
-def _text(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
+def looks_like_formula(value: str) -> bool:
+    """Whether a spreadsheet would read typed ``value`` as a formula: the one rule both exports neutralise."""
+    return value.startswith(_FORMULA_START)
+
+
+def csv_text(value: str) -> str:
+    """A CSV field of typed text: quoted with ``'`` when it looks like a formula, so that Excel shows it as text."""
+    return "'" + value if looks_like_formula(value) else value
+
+
+def xlsx_text(cell: Cell, value: str) -> None:
+    """Put typed text into ``cell`` as a text cell (data type ``s``), never a formula: openpyxl reads a value
+    starting with ``=`` as one; one that looks like a formula also keeps Excel's quote prefix, so that editing
+    the cell in Excel does not turn it into one either."""
+    cell.value = value
+    cell.data_type = "s"
+    if looks_like_formula(value):
+        cell.quotePrefix = True
 
 
 def summary_csv(summary: Summary) -> bytes:
@@ -47,7 +64,7 @@ def summary_csv(summary: Summary) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(headers(summary))
     for row in summary.rows:
-        writer.writerow([_text(row.key), _text(row.name), row.count, format_amount(row.amount)])
+        writer.writerow([csv_text(row.key), csv_text(row.name), row.count, format_amount(row.amount)])
     writer.writerow(["", "合计", summary.count, format_amount(summary.amount)])
     return out.getvalue().encode("utf-8-sig")
 
@@ -64,7 +81,9 @@ def summary_xlsx(summary: Summary) -> bytes:
     for cell in sheet[2]:
         cell.font = Font(bold=True)
     for row in summary.rows:
-        sheet.append([row.key, row.name, row.count, row.amount])
+        sheet.append([None, None, row.count, row.amount])
+        for cell, value in zip(sheet[sheet.max_row][:2], (row.key, row.name), strict=True):
+            xlsx_text(cell, value)
     sheet.append([None, "合计", summary.count, summary.amount])
     sheet[sheet.max_row][1].font = Font(bold=True)
     for (cell,) in sheet.iter_rows(min_row=3, min_col=4, max_col=4):

@@ -265,7 +265,10 @@ class ListQuery(Schema):
 
 
 class MemberQuery(ListQuery):
-    q = Text(50, min_length=0, metadata={"description": "part of a name, or a whole resident ID or phone number"})
+    q = Text(50, min_length=0, metadata={"description": "part of a name (names only)"})
+    id_number = Normalized(18, identity.validate_resident_id, metadata={
+        "description": "a whole resident ID: the member's own clerk finds that member (access-logged); anyone else "
+                       "finds nobody"})
 
 
 class AccessLogQuery(ListQuery):
@@ -708,3 +711,27 @@ def load(schema: type[Schema], data: dict[str, Any]) -> dict[str, Any]:
         if "amount" in messages and "_schema" not in messages:
             raise InvalidAmount(fields=messages) from None
         raise ValidationFailed(fields=messages) from None
+
+
+class UnderAttackRow(Schema):
+    clients = fields.Integer(required=True, metadata={"description": "distinct clients (IPv6 by /64) that failed"})
+    failures = fields.Integer(required=True, metadata={"description": "failed attempts within the window"})
+
+
+class LoginAttackRow(UnderAttackRow):
+    username = fields.String(required=True, metadata={"description": "as folded (NFKC, case-folded)"})
+
+
+class LoginAttacksOut(Schema):
+    window_seconds = fields.Integer(required=True)
+    min_clients = fields.Integer(required=True, metadata={"description": "a username is listed from this many"})
+    items = fields.List(fields.Nested(LoginAttackRow), required=True)
+
+
+class VerificationFailureRow(UnderAttackRow):
+    number = fields.String(required=True, metadata={"description": "the receipt number tried"})
+
+
+class VerificationFailuresOut(Schema):
+    window_seconds = fields.Integer(required=True)
+    items = fields.List(fields.Nested(VerificationFailureRow), required=True)

@@ -193,6 +193,8 @@ API_ROWS = [
         body={"remitter_name": "赵六", "amount": "500", "received_on": beijing_today().isoformat()}),
     row("GET", f"{API}/direct-remittances", "", NONE, 401, 403, 403, 403, "2xx", 403),
     row("GET", f"{API}/access-log", "", NONE, 401, 403, 403, 403, "2xx", 403),
+    row("GET", f"{API}/security/login-attacks", "", NONE, 401, "2xx", 403, 403, 403, 403),
+    row("GET", f"{API}/security/verification-failures", "", NONE, 401, 403, 403, 403, "2xx", 403),
     row("GET", f"{API}/dues/regular", "", NONE, 401, 403, "2xx", "2xx", "2xx", 403, query={"category": "student"}),
     row("GET", f"{API}/reports/summary", "", NONE, 401, 403, "2xx", "2xx", "2xx", 403, query=REPORT_QUERY),
     # ---- operations (SPEC §9)
@@ -249,6 +251,8 @@ PAGE_ROWS = [
     row("GET", "/members", "", NONE, "login", 403, "2xx", "2xx", "2xx", 403),
     row("POST", "/members", "", NONE, "login", 403, "2xx", "2xx", "2xx", 403, body={"q": "张"}),
     row("GET", "/access-log", "", NONE, "login", 403, 403, 403, "2xx", 403),
+    row("GET", "/admin/login-attacks", "", NONE, "login", "2xx", 403, 403, 403, 403),
+    row("GET", "/verification-failures", "", NONE, "login", 403, 403, 403, "2xx", 403),
     row("GET", "/members/new", "", NONE, "login", 403, "2xx", 403, 403, 403),
     row("POST", "/members/new", "", NONE, "login", 403, "3xx", 403, 403, 403, body={"name": "新党员"}),
     row("GET", "/members/<int:member_id>", "", MEMBER, "login", 403, "2xx/404", "2xx/404", "2xx", 403),

@@ -386,3 +386,26 @@ def test_nothing_a_client_sends_to_record_a_payment_is_a_server_error(client, cl
     assert response.status_code in (201, 400, 422), response.get_data(as_text=True)[:500]
     if response.status_code != 201:
         assert_error(response, response.status_code)
+
+
+# ---- a JSON body must say it is JSON (docs/security.md, "Decisions") --------------------------------------
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          None])
+@pytest.mark.parametrize(("path", "user"), [("/payments", "clerk"), ("/auth/token", None)])
+def test_a_json_body_not_sent_as_json_is_415(api, world, path, user, content_type):
+    headers = {"Authorization": f"Bearer {api.token(user)}"} if user else {}
+    body = json.dumps(payment_body(world) if user else {"username": "clerk", "password": "correct-horse-battery"})
+    before = row_counts()
+
+    response = api.client.post(f"/api/v1{path}", data=body, content_type=content_type, headers=headers)
+
+    assert_error(response, 415, "malformed_request")
+    assert row_counts() == before
+
+
+def test_a_json_suffix_media_type_is_json(api, world):
+    response = api.client.post("/api/v1/auth/token", data='{"username": "clerk", "password": "correct-horse-battery"}',
+                               content_type="application/merged-patch+json; charset=utf-8")
+    assert response.status_code == 200

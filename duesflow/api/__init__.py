@@ -17,6 +17,7 @@ from . import (  # noqa: E402,F401
     refunds,
     remittances,
     reports,
+    security,
     transfers,
     users,
 )

@@ -18,6 +18,7 @@ from ..errors import (
     MalformedRequest,
     RequestTooLarge,
     Unauthenticated,
+    UnsupportedMediaType,
     ValidationFailed,
 )
 from ..extensions import db
@@ -56,7 +57,7 @@ class EndpointDoc:
         if self.auth:
             errors.append(Unauthenticated)
         if self.body is not None:
-            errors += [MalformedRequest, RequestTooLarge, ValidationFailed]
+            errors += [MalformedRequest, RequestTooLarge, UnsupportedMediaType, ValidationFailed]
         if self.body_type is not None:
             errors += [RequestTooLarge, ValidationFailed]
         if self.query is not None:
@@ -72,11 +73,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+def _declared_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
 def parse_json_body() -> dict[str, Any]:
     """The body as a JSON object; numbers with fractions stay text (never floats). Empty body: {}."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
+    if not _declared_json(request.mimetype):
+        raise UnsupportedMediaType()
     try:
         body = json.loads(raw.decode("utf-8"), parse_float=JsonNumber, parse_constant=_reject_constant)
         # "\ud800" is valid JSON but no text a database can store: UnicodeEncodeError is a ValueError.

@@ -34,8 +34,8 @@ def create_member() -> Any:
 
 
 @bp.get("/members")
-@endpoint(summary="Members of the caller's subtree, newest first; q searches names, or finds a whole resident ID "
-                  "or phone number",
+@endpoint(summary="Members of the caller's subtree, newest first; q searches names only; id_number finds a member "
+                  "of the clerk's own org by a whole resident ID (access-logged; nobody for anyone else)",
           query=schemas.MemberQuery, response=schemas.MemberPage, errors=(Forbidden,))
 def list_members() -> Any:
     user = current_user()
@@ -44,8 +44,12 @@ def list_members() -> Any:
     query = select(Member).where(permissions.member_visibility(user))
     if params.get("q"):
         query = query.where(members.search_clause(params["q"]))
+    if params.get("id_number"):
+        query = query.where(members.id_number_clause(user, params["id_number"]))
     query = page(query, Member, params).options(selectinload(Member.org), undefer_group(PERSONAL))
     rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
+    if params.get("id_number"):
+        members.log_id_number_lookup(user, rows)
     return {"items": [member_view(member, user) for member in rows], "next_cursor": next_cursor}
 
 

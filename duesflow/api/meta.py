@@ -12,7 +12,7 @@ from .. import schemas
 from ..errors import ReceiptNotFound, TooManyRequests
 from ..extensions import db
 from ..identity import mask_name
-from ..services import receipts, throttle
+from ..services import receipts
 from ..signing import signing
 from . import bp
 from .framework import endpoint, read_query
@@ -37,16 +37,13 @@ def verify_receipt(number: str) -> Any:
 def _count_verification_attempt() -> None:
     """Every verification, by code or by document, counts against the client's budget (429 beyond it)."""
     request.writes = True  # type: ignore[attr-defined]  # counts the attempt: SQLite must begin as a writer
-    config = current_app.config
-    key = f"verify:{request.remote_addr or 'unknown'}"
-    throttle.check(key, config["VERIFY_MAX_ATTEMPTS"], config["VERIFY_WINDOW"])
-    throttle.hit(key, config["VERIFY_WINDOW"])
+    receipts.count_verification(request.remote_addr)
 
 
 def verification_view(number: str, code: str) -> dict[str, Any]:
     """Throttled look-up shared by the API and the public page: the masked answer, or 404/429."""
-    _count_verification_attempt()
-    found = receipts.verify_receipt(number, code)
+    request.writes = True  # type: ignore[attr-defined]  # counts the attempt: SQLite must begin as a writer
+    found = receipts.verify_attempt(number, code, request.remote_addr)
     view: dict[str, Any] = {
         "valid": found.valid,
         "number": found.number,

@@ -64,26 +64,29 @@ def payment_view(payment: PaymentRow, viewer: User, *, events: list[PaymentRow] 
     return view
 
 
-def member_summary(member: Member) -> dict[str, Any]:
-    """What a register line shows: no contact details, the ID number masked (it always is)."""
+def member_summary(member: Member, viewer: User) -> dict[str, Any]:
+    """What a register line shows ``viewer``: the ID number masked (it always is); the birth date, work unit and
+    position only to the member's own clerk and the member (null for everyone else); no contact details."""
+    private = permissions.sees_private_particulars(viewer, member)
     return {
         "id": member.id,
         "org": org_ref(member.org),
         "name": member.name,
         "gender": member.gender,
-        "birth_date": member.birth_date,
+        "birth_date": member.birth_date if private else None,
         "joined_on": member.joined_on,
         "id_number": identity.mask_resident_id(member.id_number) if member.id_number else None,
-        "work_unit": member.work_unit,
-        "position": member.position,
+        "work_unit": member.work_unit if private else None,
+        "position": member.position if private else None,
         "created_at": member.created_at,
         "updated_at": member.updated_at,
     }
 
 
 def member_phone(member: Member, viewer: User) -> str | None:
-    """The phone as ``viewer`` may see it; an unmasked one goes into the access log."""
-    if not member.phone:
+    """The phone as ``viewer`` may see it (whole for the own clerk, who is access-logged; masked for the member;
+    null for everyone else)."""
+    if not member.phone or not permissions.sees_private_particulars(viewer, member):
         return None
     if not permissions.sees_full_phone(viewer, member):
         return identity.mask_phone(member.phone)
@@ -92,7 +95,9 @@ def member_phone(member: Member, viewer: User) -> str | None:
 
 
 def member_view(member: Member, viewer: User) -> dict[str, Any]:
-    return {**member_summary(member), "phone": member_phone(member, viewer), "email": member.email}
+    """A member as ``viewer`` may see it (SPEC §7): the summary, the phone and the email."""
+    email = member.email if permissions.sees_private_particulars(viewer, member) else None
+    return {**member_summary(member, viewer), "phone": member_phone(member, viewer), "email": email}
 
 
 def personal_data_view(row: PersonalDataView) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from reportlab.pdfgen.canvas import Canvas
 from .capitals import PREFIX, format_yuan, to_capitals
 from .qr import qr_matrix
 from .signature import SigningKey, add_signature_field, short_fingerprint, sign_pdf
+from .typed_text import printable_content
 
 TITLE = "中国共产党党员自愿多交党费纪念收据"
 CENTRAL_ISSUER = "中共中央组织部"
@@ -400,6 +401,7 @@ def render_receipt_pdf(content: ReceiptContent, key: SigningKey, font_path: str 
     Latin letters and digits Vera, embedded. Apart from the signature (its time and, for ECDSA, its random
     value) the output depends only on the arguments (reportlab's invariant mode, dated with ``issued_on``).
     """
+    content = printable_content(content, "member_name", "grassroots_org_name")
     faces = _faces(font_path)
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), invariant=True)

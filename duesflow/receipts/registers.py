@@ -16,11 +16,12 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
 from .capitals import PREFIX, format_yuan, to_capitals
 from .pdf import _font_name, chinese_date
+from .typed_text import paragraph
 
 TRANSFER_LIST_TITLE = "自愿多交党费汇总上缴清单"
 REGISTER_TITLE = "自愿多交党费纪念收据领取登记表"
@@ -134,21 +135,21 @@ def render_transfer_list_pdf(content: TransferListContent, font_path: str | None
         facts.append(f"备注：{content.note}")
     rows: list[list[object]] = [["序号", "款项编号", "党员姓名", "代收基层党委", "代收日期", "金额（元）"]]
     for index, line in enumerate(content.lines, start=1):
-        rows.append([str(index), f"#{line.payment_id}", Paragraph(line.member_name, style["cell"]),
-                     Paragraph(line.grassroots_org_name, style["cell"]), chinese_date(line.collected_on),
-                     Paragraph(format_yuan(line.amount), style["number"])])
-    total = Paragraph(format_yuan(content.total), style["number"])
+        rows.append([str(index), f"#{line.payment_id}", paragraph(line.member_name, style["cell"]),
+                     paragraph(line.grassroots_org_name, style["cell"]), chinese_date(line.collected_on),
+                     paragraph(format_yuan(line.amount), style["number"])])
+    total = paragraph(format_yuan(content.total), style["number"])
     rows.append(["合计", "", f"{len(content.lines)} 笔", "", "", total])
     width = A4[0] - 2 * _MARGIN
     story: list[Flowable] = [
-        Paragraph(TRANSFER_LIST_TITLE, style["title"]), Spacer(1, 10),
-        *[Paragraph(text, style["facts"]) for text in facts], Spacer(1, 10),
+        paragraph(TRANSFER_LIST_TITLE, style["title"]), Spacer(1, 10),
+        *[paragraph(text, style["facts"]) for text in facts], Spacer(1, 10),
         _table(rows, [0.07 * width, 0.11 * width, 0.15 * width, 0.33 * width, 0.16 * width, 0.18 * width], font,
                total_row=True),
         Spacer(1, 28),
-        Paragraph("经办人（签字）：　　　　　　　　复核人（签字）：　　　　　　　　上缴单位（盖章）", style["facts"]),
+        paragraph("经办人（签字）：　　　　　　　　复核人（签字）：　　　　　　　　上缴单位（盖章）", style["facts"]),
         Spacer(1, 8),
-        Paragraph("本清单随银行转账凭证一并交接收单位核对；接收单位按实收金额在系统中确认到账。", style["small"]),
+        paragraph("本清单随银行转账凭证一并交接收单位核对；接收单位按实收金额在系统中确认到账。", style["small"]),
     ]
     return _render(story, title=TRANSFER_LIST_TITLE, subject=f"汇总上缴单 #{content.transfer_id}",
                    pagesize=A4, font=font, printed_on=content.printed_on)
@@ -163,22 +164,22 @@ def render_collection_register_pdf(content: RegisterContent, font_path: str | No
                                  "备注"]]
     for index, line in enumerate(content.lines, start=1):
         remark = f"补发（第{line.version}版）" if line.version > 1 else ""
-        rows.append([str(index), line.receipt_number, Paragraph(line.member_name, style["cell"]),
-                     Paragraph(format_yuan(line.amount), style["number"]), chinese_date(line.issued_on),
+        rows.append([str(index), line.receipt_number, paragraph(line.member_name, style["cell"]),
+                     paragraph(format_yuan(line.amount), style["number"]), chinese_date(line.issued_on),
                      chinese_date(line.delivered_on) if line.delivered_on else "",
-                     Paragraph(line.signed_by or "", style["cell"]), remark])
+                     paragraph(line.signed_by or "", style["cell"]), remark])
     if not content.lines:
         rows.append(["", "（没有需要登记的收据）", "", "", "", "", "", ""])
     width = pagesize[0] - 2 * _MARGIN
     scope = "（仅列未领取的收据）" if content.undelivered_only else ""
     story: list[Flowable] = [
-        Paragraph(REGISTER_TITLE, style["title"]), Spacer(1, 8),
-        Paragraph(f"基层党委：{content.org_name}　　共 {len(content.lines)} 份{scope}", style["facts"]),
+        paragraph(REGISTER_TITLE, style["title"]), Spacer(1, 8),
+        paragraph(f"基层党委：{content.org_name}　　共 {len(content.lines)} 份{scope}", style["facts"]),
         Spacer(1, 8),
         _table(rows, [0.05 * width, 0.12 * width, 0.13 * width, 0.12 * width, 0.13 * width, 0.13 * width,
                       0.17 * width, 0.15 * width], font, total_row=False),
         Spacer(1, 12),
-        Paragraph("党员本人领取收据时在“领取人签字”栏签名；他人代领的，注明代领人姓名及与党员的关系。"
+        paragraph("党员本人领取收据时在“领取人签字”栏签名；他人代领的，注明代领人姓名及与党员的关系。"
                   "经办人随后在系统中登记领取日期和签收人。", style["small"]),
     ]
     return _render(story, title=REGISTER_TITLE, subject=content.org_name, pagesize=pagesize, font=font,

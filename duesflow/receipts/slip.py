@@ -18,6 +18,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from .capitals import PREFIX, format_yuan, to_capitals
 from .pdf import CENTRAL_ISSUER, _fitted, _font_name, chinese_date
+from .typed_text import printable_content
 
 TITLE = "收款凭条"
 SUBTITLE = "党员自愿一次性多交党费 · 基层党委代收凭证"
@@ -60,6 +61,7 @@ def _row(canvas: Canvas, font: str, label: str, value: str, y: float, size: floa
 
 def render_slip_pdf(content: SlipContent, font_path: str | None = None) -> bytes:
     """Render the collection slip of one payment as PDF bytes (same fonts as the receipt)."""
+    content = printable_content(content, "member_name", "grassroots_org_name")
     font = _font_name(font_path)
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), invariant=True)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from ..errors import InvalidCredentials, ValidationFailed
 from ..extensions import db
+from ..identity import fold_username
 from ..models import Token, User, utcnow
 from . import throttle
 
@@ -48,38 +49,41 @@ def hash_password(password: str) -> str:
     return _hasher().hash(password)
 
 
+def _dummy_hash() -> str:
+    """A hash of a random password, made once per process with the current parameters: an unknown username is
+    verified against it, so that it costs one verification like a known one (SPEC §7, no enumeration by timing)."""
+    dummy = current_app.extensions.get("duesflow_dummy_hash")
+    if dummy is None:
+        dummy = current_app.extensions["duesflow_dummy_hash"] = _hasher().hash(secrets.token_hex(16))
+    return dummy
+
+
 def password_matches(user: User | None, password: str) -> bool:
-    """Verify; for an unknown user a dummy hash is checked so that timing does not reveal usernames."""
-    hasher = _hasher()
-    stored = user.password_hash if user is not None else current_app.extensions.setdefault(
-        "duesflow_dummy_hash", hasher.hash(secrets.token_hex(16))
-    )
+    """Verify; for an unknown user the dummy hash is checked, so that timing does not reveal usernames."""
     try:
-        hasher.verify(stored, password)
+        _hasher().verify(user.password_hash if user is not None else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
     return user is not None
 
 
-def _throttle_keys(username: str, client: str) -> tuple[str, str]:
-    return f"login:user:{username.casefold()}", f"login:client:{client}"
-
-
-def authenticate(username: str, password: str, client: str) -> User:
-    """The active user with these credentials; 401 otherwise, 429 after too many recent failures."""
+def authenticate(username: str, password: str, address: str | None) -> User:
+    """The active user with these credentials (the username in any case); 401 otherwise, 429 when this client
+    failed too often, for this username or for any (SPEC §7). Failures elsewhere never refuse this client."""
     if "\x00" in username:  # no account has one, and PostgreSQL cannot even compare such text
         raise InvalidCredentials()
     config = current_app.config
-    limit, window = config["LOGIN_MAX_FAILURES"], config["LOGIN_WINDOW"]
-    keys = _throttle_keys(username, client)
-    for key in keys:
-        throttle.check(key, limit, window)
-    user = db.session.scalars(select(User).where(User.username == username)).one_or_none()
+    window = config["LOGIN_WINDOW"]
+    folded = fold_username(username)
+    pair_key, client_key = throttle.login_keys(folded, throttle.client_key(address))
+    throttle.check(pair_key, config["LOGIN_MAX_FAILURES"], window)
+    throttle.check(client_key, config["LOGIN_CLIENT_MAX_FAILURES"], window)
+    user = db.session.scalars(select(User).where(User.username_folded == folded)).one_or_none()
     if not password_matches(user, password) or user is None or not user.active:
-        for key in keys:
-            throttle.hit(key, window)
+        throttle.hit(pair_key, window)
+        throttle.hit(client_key, window)
         raise InvalidCredentials()
-    throttle.clear(keys[0])
+    throttle.clear(pair_key)
     return user
 
 

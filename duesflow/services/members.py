@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Text, or_, select, type_coerce, update
+from sqlalchemy import ColumnElement, Text, and_, false, select, type_coerce, update
 
-from .. import identity
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Member, Org, User, utcnow
 from ..permissions import require_role
-from ..personal_data import PERSONAL_FIELDS, PersonalField, data_keys
+from ..personal_data import PERSONAL_FIELDS, data_keys
 from ..receipts.pdf import missing_glyphs
 from ..workflow import OrgKind, Role
+from . import access_log
 
 
 def check_printable_name(name: str) -> None:
@@ -30,26 +29,26 @@ def check_printable_name(name: str) -> None:
         ]})
 
 
-def _personal_numbers(q: str) -> Iterator[tuple[PersonalField, str]]:
-    """The readings of ``q`` as a whole resident ID or phone number, normalised as they are stored."""
-    normalisers = {"id_number": identity.validate_resident_id, "phone": identity.validate_phone}
-    for field, normalise in normalisers.items():
-        try:
-            yield field, normalise(q)  # type: ignore[misc]
-        except ValueError:
-            continue
-
-
-def is_personal_number(q: str) -> bool:
-    return any(_personal_numbers(q))
-
-
 def search_clause(q: str) -> ColumnElement[bool]:
-    """Members whose name contains ``q``, or whose whole resident ID or phone number ``q`` is (by keyed hash)."""
-    clause = Member.name.contains(q, autoescape=True)
-    for field, value in _personal_numbers(q):
-        clause = or_(clause, getattr(Member, f"{field}_hash").in_(data_keys().search_indexes(field, value)))
-    return clause
+    """Members whose name contains ``q``: names only (SPEC §7), so that no masked phone or ID number can be learnt
+    by asking whether a guess finds somebody."""
+    return Member.name.contains(q, autoescape=True)
+
+
+def id_number_clause(viewer: User, id_number: str) -> ColumnElement[bool]:
+    """The member of ``viewer``'s own org whose whole resident ID is ``id_number`` (a normalised, valid one), by
+    keyed hash; for anyone but that org's clerk nobody (SPEC §7). Log what it finds with
+    :func:`log_id_number_lookup`."""
+    if viewer.role != Role.CLERK:
+        return false()
+    return and_(Member.org_id == viewer.org_id,
+                Member.id_number_hash.in_(data_keys().search_indexes("id_number", id_number)))
+
+
+def log_id_number_lookup(viewer: User, found: list[Member]) -> None:
+    """Write a look-up by whole resident ID to the access log of personal data, one row per member it found."""
+    for member in found:
+        access_log.record_unmasked(viewer, member.id, "id_number")
 
 
 def register_member(clerk: User, data: dict[str, Any]) -> Member:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from flask import current_app
 from sqlalchemy import insert, select, update
 
 from .. import permissions
@@ -19,6 +20,7 @@ from ..receipts.verification import DocumentProblem, NotAPdf, read_signed_docume
 from ..signing import signing
 from ..timeutil import beijing_today
 from ..workflow import RECEIPT_TRANSITIONS, ReceiptChange
+from . import throttle
 from .audit import append_event
 
 # No 0/O and no 1/I/L. 31 symbols: 8 of them carry 39.6 bits (see docs/decisions.md, "Verification codes").
@@ -125,6 +127,28 @@ class Verification:
     issued_on: date
     member_name: str
     issuer: str = ISSUER
+
+
+def count_verification(address: str | None) -> str:
+    """Count one verification attempt (by code or by document) of the client at ``address`` against its budget:
+    429 past the limit, IPv6 grouped by /64. Gives the client's key."""
+    config = current_app.config
+    client = throttle.client_key(address)
+    throttle.check(throttle.verification_key(client), config["VERIFY_MAX_ATTEMPTS"], config["VERIFY_WINDOW"])
+    throttle.hit(throttle.verification_key(client), config["VERIFY_WINDOW"])
+    return client
+
+
+def verify_attempt(number: str, code: str, address: str | None) -> Verification:
+    """Public verification from ``address`` (SPEC §5): every attempt counts against the client (429 past the limit,
+    IPv6 by /64); a failed one also against the receipt number, from whichever client, for central to see."""
+    client = count_verification(address)
+    try:
+        return verify_receipt(number, code)
+    except ReceiptNotFound:
+        if RECEIPT_NUMBER.fullmatch(number):
+            throttle.hit(throttle.number_failure_key(client, number), current_app.config["VERIFY_NUMBER_WINDOW"])
+        raise
 
 
 def verify_receipt(number: str, code: str) -> Verification:

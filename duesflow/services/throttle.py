@@ -1,14 +1,22 @@
-"""Sliding-window throttles kept in the database (or Redis when configured), so they hold across workers."""
+"""Sliding-window throttles kept in the database (or Redis when configured), so they hold across workers.
+
+Every throttle counts a *client*: :func:`client_key` turns an address into one (IPv6 by /64). Login failures are
+counted per (username, client) and per client, never per username alone (SPEC §7): failures from elsewhere never
+refuse a client that has not failed itself. What is spread over many clients (one username, one receipt number)
+is counted and shown (:func:`usernames_under_attack`, :func:`receipt_numbers_under_attack`), not refused.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import uuid
+from collections import defaultdict
 from datetime import timedelta
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import aliased
 
 from ..errors import TooManyRequests
 from ..extensions import db
@@ -83,38 +91,119 @@ def purge(older_than: timedelta) -> int:
     return result.rowcount or 0
 
 
-def usernames_under_attack(window: timedelta | None = None, *, at_least: int | None = None,
-                           limit: int = 20) -> list[tuple[str, int, int]]:
-    """``(username, distinct clients, failures)`` of the usernames with at least ``at_least`` failed logins within
-    ``window`` (default: the login throttle's), most failures first, at most ``limit`` of them.
+def client_key(address: str | None) -> str:
+    """The client an address counts as: an IPv4 address, the /64 of an IPv6 address (one subscriber's network:
+    a host has billions of addresses in it), the IPv4 address inside an IPv4-mapped one; else ``unknown``."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
-    Over the throttle table as it is kept here: a failed login writes its username's hit and then its client's, so
-    a username hit's client is the client hit that follows it. Under concurrent failures that pairing can pick a
-    neighbour's client, so the distinct count is a close lower bound. With Redis throttles the table is empty and
-    the answer is too.
-    """
+
+# Keys: "<kind>:<client>" for what one client does; "<kind>:<client> <subject>" for one client against one
+# subject (a client key never holds a space, so the subject is everything after the first one).
+_LOGIN_PAIR, _LOGIN_CLIENT = "login:pair:", "login:client:"
+_VERIFY_CLIENT, _VERIFY_NUMBER = "verify:", "verify-number:"
+_KEY_LENGTH = 200  # ThrottleHit.key
+
+
+def _pair(prefix: str, client: str, subject: str) -> str:
+    return f"{prefix}{client} {subject}"[:_KEY_LENGTH]
+
+
+def login_keys(folded_username: str, client: str) -> tuple[str, str]:
+    """The keys of a failed login: (this username from this client, this client)."""
+    return _pair(_LOGIN_PAIR, client, folded_username), f"{_LOGIN_CLIENT}{client}"
+
+
+def verification_key(client: str) -> str:
+    """The key of every verification attempt of ``client``."""
+    return f"{_VERIFY_CLIENT}{client}"
+
+
+def number_failure_key(client: str, number: str) -> str:
+    """The key of a failed verification of receipt ``number`` by ``client``."""
+    return _pair(_VERIFY_NUMBER, client, number)
+
+
+class Spread(NamedTuple):
+    """Failures against one subject (a username, a receipt number) within the window, and from how many clients."""
+
+    subject: str
+    clients: int
+    failures: int
+
+
+def _spread(prefix: str, window: timedelta) -> list[Spread]:
+    """Per subject of the pair keys under ``prefix``: distinct clients and hits within ``window``, most clients
+    first."""
+    per_key: dict[str, int] = {}
+    redis_client = _redis()
+    now = utcnow()
+    if redis_client is not None:
+        cutoff = now.timestamp() - window.total_seconds()
+        for name in redis_client.scan_iter(match=f"throttle:{prefix}*", count=1000):
+            key = (name.decode() if isinstance(name, bytes) else name).removeprefix("throttle:")
+            per_key[key] = redis_client.zcount(name, f"({cutoff}", "+inf")
+    else:
+        rows = db.session.execute(
+            select(ThrottleHit.key, func.count())
+            .where(ThrottleHit.key.startswith(prefix, autoescape=True), ThrottleHit.at > now - window)
+            .group_by(ThrottleHit.key)
+        )
+        per_key = {key: count for key, count in rows}
+    clients: dict[str, int] = defaultdict(int)
+    failures: dict[str, int] = defaultdict(int)
+    for key, count in per_key.items():
+        if count and " " in key:
+            subject = key[len(prefix):].split(" ", 1)[1]
+            clients[subject] += 1
+            failures[subject] += count
+    spread = [Spread(subject, clients[subject], failures[subject]) for subject in clients]
+    return sorted(spread, key=lambda row: (-row.clients, -row.failures, row.subject))
+
+
+class UsernameUnderAttack(NamedTuple):
+    username: str  # as folded (identity.fold_username)
+    clients: int
+    failures: int
+
+
+class NumberUnderAttack(NamedTuple):
+    number: str
+    clients: int
+    failures: int
+
+
+def usernames_under_attack() -> list[UsernameUnderAttack]:
+    """Usernames that failed to log in from at least ``LOGIN_ATTACK_MIN_CLIENTS`` clients within the login window:
+    (username as folded, distinct clients, failures), most clients first. Shown to admins and exported as a metric;
+    never a lockout."""
     config = current_app.config
-    since = utcnow() - (window or config["LOGIN_WINDOW"])
-    user_hits = aliased(ThrottleHit)
-    client_hits = aliased(ThrottleHit)
-    next_client = (
-        select(client_hits.key)
-        .where(client_hits.id > user_hits.id, client_hits.key.startswith("login:client:"))
-        .order_by(client_hits.id)
-        .limit(1)
-        .correlate(user_hits)
-        .scalar_subquery()
-    )
-    failures = (
-        select(user_hits.key.label("key"), next_client.label("client"))
-        .where(user_hits.key.startswith("login:user:"), user_hits.at > since)
-        .subquery()
-    )
-    rows = db.session.execute(
-        select(failures.c.key, func.count(failures.c.client.distinct()), func.count())
-        .group_by(failures.c.key)
-        .having(func.count() >= (at_least or config["LOGIN_MAX_FAILURES"]))
-        .order_by(func.count().desc(), failures.c.key)
-        .limit(limit)
-    )
-    return [(key.removeprefix("login:user:"), clients, count) for key, clients, count in rows]
+    return [UsernameUnderAttack(*row) for row in _spread(_LOGIN_PAIR, config["LOGIN_WINDOW"])
+            if row.clients >= config["LOGIN_ATTACK_MIN_CLIENTS"]]
+
+
+def receipt_numbers_under_attack() -> list[NumberUnderAttack]:
+    """Receipt numbers with failed verifications within ``VERIFY_NUMBER_WINDOW``, from every client: (number,
+    distinct clients, failures), most clients first. Shown to central."""
+    return [NumberUnderAttack(*row) for row in _spread(_VERIFY_NUMBER, current_app.config["VERIFY_NUMBER_WINDOW"])]
+
+
+def login_attacks_view() -> dict[str, Any]:
+    """:func:`usernames_under_attack` with its window and threshold, for the admin's API and page."""
+    config = current_app.config
+    return {"window_seconds": int(config["LOGIN_WINDOW"].total_seconds()),
+            "min_clients": config["LOGIN_ATTACK_MIN_CLIENTS"],
+            "items": [row._asdict() for row in usernames_under_attack()]}
+
+
+def verification_failures_view() -> dict[str, Any]:
+    """:func:`receipt_numbers_under_attack` with its window, for central's API and page."""
+    return {"window_seconds": int(current_app.config["VERIFY_NUMBER_WINDOW"].total_seconds()),
+            "items": [row._asdict() for row in receipt_numbers_under_attack()]}

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from ..errors import AlreadyExists, Forbidden, ValidationFailed
 from ..extensions import db
+from ..identity import fold_username
 from ..models import Member, Org, User
 from ..workflow import ROLE_ORG_KINDS, Role
 from . import auth
@@ -40,7 +41,7 @@ def create_user(actor: User | None, data: dict[str, Any]) -> User:
             raise ValidationFailed(fields={"org_id": ["该角色须隶属于相应类型的组织。"]})
         if member_id is not None:
             raise ValidationFailed(fields={"member_id": ["只有党员账户关联党员。"]})
-    if db.session.scalar(select(User.id).where(User.username == data["username"])):
+    if db.session.scalar(select(User.id).where(User.username_folded == fold_username(data["username"]))):
         raise AlreadyExists("用户名已被使用。")
     user = User(
         username=data["username"],

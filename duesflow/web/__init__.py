@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("web", __name__)
 
-from . import account, admin, central, clerk, common, operations, pages, payments, reports, session  # noqa: E402,F401
+from . import account, admin, central, clerk, common, operations, pages, payments, reports, security, session  # noqa: E402,F401,I001

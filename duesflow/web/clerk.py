@@ -54,20 +54,25 @@ def members(user: User) -> Any:
 @bp.post("/members")
 @login_required(*REGISTER_ROLES)
 def search_members(user: User) -> Any:
-    # Posted, so that a whole ID or phone number searched for stays out of URLs and the logs that keep them.
+    # Posted, so that a whole ID number searched for stays out of URLs and the logs that keep them.
     return _register_page(user, request.form)
 
 
 def _register_page(user: User, source: Any) -> Any:
-    params = load(schemas.MemberQuery, {name: source[name] for name in ("q", "cursor") if source.get(name)})
+    params = load(schemas.MemberQuery, {name: source[name] for name in ("q", "id_number", "cursor")
+                                        if source.get(name)})
     query = select(Member).where(permissions.member_visibility(user))
-    q = params.get("q", "")
+    q, id_number = params.get("q", ""), params.get("id_number", "")
     if q:
         query = query.where(member_service.search_clause(q))
+    if id_number:
+        query = query.where(member_service.id_number_clause(user, id_number))
     query = page(query, Member, params).options(selectinload(Member.org), undefer_group(PERSONAL))
     rows, next_cursor = split(list(db.session.scalars(query)), params["limit"])
-    return render_template("members.html", user=user, members=[member_summary(m) for m in rows], q=q,
-                           next_cursor=next_cursor, personal_query=member_service.is_personal_number(q))
+    if id_number:
+        member_service.log_id_number_lookup(user, rows)
+    return render_template("members.html", user=user, members=[member_summary(m, user) for m in rows], q=q,
+                           next_cursor=next_cursor, id_number_query=bool(id_number))
 
 
 def _member_form(user: User, form: dict[str, Any], failure: FormProblem | None = None,
@@ -103,7 +108,7 @@ def edit_member(user: User, member_id: int) -> Any:
     permissions.require_role(user, Role.CLERK)
     form = {name: getattr(member, name) or "" for name in MEMBER_FIELDS if name not in ("id_number", "phone")}
     form["phone"] = member_phone(member, user) or ""
-    form["id_number_masked"] = member_summary(member)["id_number"] or ""
+    form["id_number_masked"] = member_summary(member, user)["id_number"] or ""
     return _member_form(user, form, member_id=member.id)
 
 

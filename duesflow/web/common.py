@@ -150,13 +150,13 @@ def navigation(user: User) -> list[NavItem]:
     elif user.role == Role.MEMBER:
         items += [item("我的款项", "web.payments"), item("如何交纳", "web.new_payment")]
     elif user.role == Role.ADMIN:
-        items += [item("组织", "web.orgs"), item("账户", "web.users")]
+        items += [item("组织", "web.orgs"), item("账户", "web.users"), item("登录监测", "web.login_attacks")]
     if user.role in (Role.CLERK, Role.REVIEWER, Role.CENTRAL):
         items += [item("汇总上缴", "web.transfers"), item("收据送达", "web.deliveries"),
                   item("待退还", "web.owed_page")]
         items.append(item("统计报表", "web.reports"))
     if user.role == Role.CENTRAL:
-        items.append(item("查看记录", "web.access_log_page"))
+        items += [item("查看记录", "web.access_log_page"), item("核验失败", "web.verification_failures")]
     items.append(item("修改密码", "web.password_form"))
     return items
 

@@ -25,7 +25,7 @@ def login() -> Any:
     username = request.form.get("username", "")[:64]
     password = request.form.get("password", "")[:256]
     try:
-        user = auth.authenticate(username, password, request.remote_addr or "unknown")
+        user = auth.authenticate(username, password, request.remote_addr)
     except (InvalidCredentials, TooManyRequests) as error:
         db.session.rollback()
         status = error.status
