@@ -140,11 +140,13 @@ def navigation(user: User) -> list[NavItem]:
         return NavItem(label, url_for(endpoint, **values), endpoint, badge)
 
     items = [item("首页", "web.home")]
+    if user.role in (Role.CLERK, Role.REVIEWER, Role.CENTRAL):
+        items.append(item("待办", "web.inbox", badge=inbox_count(user)))
     if user.role == Role.CLERK:
-        items += [item("党员名册", "web.members"), item("登记款项", "web.new_payment"),
-                  item("本单位款项", "web.payments")]
+        items += [item("登记款项", "web.new_payment"), item("本单位款项", "web.payments"),
+                  item("党员名册", "web.members")]
     elif user.role in (Role.REVIEWER, Role.CENTRAL):
-        items += [item("待办", "web.inbox", badge=inbox_count(user)), item("全部款项", "web.payments")]
+        items.append(item("全部款项", "web.payments"))
         if user.role == Role.CENTRAL:
             items += [item("收据", "web.receipts"), item("直接汇款", "web.direct_remittances")]
     elif user.role == Role.MEMBER:
