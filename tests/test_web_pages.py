@@ -78,7 +78,8 @@ def payment_form(member: Member, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("username", "expected"), [
-    ("clerk", ["首页", "党员名册", "登记款项", "本单位款项", "汇总上缴", "收据送达", "待退还", "统计报表", "修改密码"]),
+    ("clerk", ["首页", "待办0", "登记款项", "本单位款项", "党员名册", "汇总上缴", "收据送达", "待退还", "统计报表",
+               "修改密码"]),
     ("tiedong", ["首页", "待办0", "全部款项", "汇总上缴", "收据送达", "待退还", "统计报表", "修改密码"]),
     ("central", ["首页", "待办0", "全部款项", "收据", "直接汇款", "汇总上缴", "收据送达", "待退还", "统计报表",
                  "查看记录", "修改密码"]),
@@ -224,7 +225,7 @@ def test_an_amount_below_1000_is_explained_as_ordinary_dues_next_to_the_field(pa
 
 @pytest.mark.parametrize(("changes", "field", "words"), [
     ({"amount": "1,000"}, "amount", "格式"),
-    ({"amount": ""}, "amount", "格式"),
+    ({"amount": ""}, "amount", "必填"),
     ({"regular_dues_paid": None}, "regular_dues_paid", "按规定比例"),
     ({"collected_on": "2999-01-01"}, "collected_on", "不能晚于今天"),
     ({"method": "cheque"}, "method", "选项"),
