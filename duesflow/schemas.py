@@ -240,6 +240,7 @@ USERNAME = validate.Regexp(r"^[A-Za-z0-9_.@-]{3,64}$", error="用户名须为 3 
 class UserCreate(Input):
     username = Text(64, required=True, validate=USERNAME)
     password = Text(256, strip=False, required=True)
+    display_name = Text(50, min_length=0, metadata={"description": "姓名, shown instead of the username"})
     role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
     org_id = Id(allow_none=True)
     member_id = Id(allow_none=True)
@@ -248,11 +249,13 @@ class UserCreate(Input):
 class UserUpdate(Input):
     active = StrictBool()
     password = Text(256, strip=False)
+    display_name = Text(50, min_length=0)
 
 
 class UserOut(Schema):
     id = fields.Integer(required=True)
     username = fields.String(required=True)
+    display_name = fields.String(required=True, metadata={"description": "姓名; empty when not set"})
     role = fields.String(required=True)
     org_id = fields.Integer(allow_none=True, required=True)
     member_id = fields.Integer(allow_none=True, required=True)
@@ -428,6 +431,7 @@ class ReceiptOut(Schema):
 class ActorRef(Schema):
     id = fields.Integer(required=True)
     username = fields.String(required=True)
+    display_name = fields.String(metadata={"description": "姓名; empty when not set"})
 
 
 class EventOut(Schema):

@@ -539,3 +539,34 @@ def test_a_write_after_a_page_that_only_read_is_one_transaction_on_postgresql(ap
     assert payment_row(payment_id).state == "in_review"
     assert any(verb in ("INSERT", "UPDATE") for verb, _ in modes), modes
     assert not any(autocommit for verb, autocommit in modes if verb in ("INSERT", "UPDATE")), modes
+
+
+# ---- people by their names (SPEC §10) -----------------------------------------------------------------------
+
+
+def test_pages_greet_and_list_people_by_name_and_fall_back_to_the_username(pages, world, api):
+    world.users["clerk"].display_name = "王丽华"
+    db.session.commit()
+    payment = api.record(world.members["zhang"])
+    api.act(payment["id"], "submit", "clerk")
+    api.act(payment["id"], "forward", "tiedong")
+
+    home = text(pages("clerk").get("/"))
+    timeline = re.sub(r"<[^>]+>", "", text(pages("siping").get(f"/payments/{payment['id']}")))
+    member_home = text(pages("member").get("/"))
+
+    assert "您好，王丽华" in home
+    assert "上报 · 王丽华" in timeline and "转交上一级 · tiedong" in timeline
+    assert "您好，张建国" in member_home
+
+
+def test_the_admin_sets_a_persons_name_on_the_account_page(pages, world):
+    admin = pages("admin")
+    account = world.users["tiedong"]
+
+    response = admin.post(f"/admin/users/{account.id}", {"display_name": "刘卫东"}, follow_redirects=True)
+
+    assert response.status_code == 200 and "姓名已保存" in text(response)
+    assert "刘卫东" in text(admin.get("/admin/users"))
+    db.session.expire_all()
+    assert db.session.get(User, account.id).display_name == "刘卫东"
