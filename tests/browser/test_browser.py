@@ -103,8 +103,10 @@ class Visitor:
 
     def act(self, action: str, reason: str | None = None) -> None:
         form = self.page.locator(f"form.action-{action}")
-        if reason is not None:  # an action that undoes or refuses: opened on purpose, then confirmed
-            self.page.locator(f"details:has(form.action-{action}) > summary").click()
+        details = self.page.locator(f"details:has(form.action-{action})")
+        if details.count() and not details.evaluate("element => element.open"):
+            details.locator("summary").click()  # an action that undoes or refuses is opened on purpose
+        if reason is not None:
             form.locator("textarea").fill(reason)
             form.locator("input[name=confirmed]").check()
         form.locator("button").click()
