@@ -335,7 +335,7 @@ def test_the_admin_lists_every_account(api, world):
 
     assert response.status_code == 200
     assert {item["username"] for item in response.json["items"]} == set(world.users)
-    assert all(set(item) == {"id", "username", "role", "org_id", "member_id", "active"}
+    assert all(set(item) == {"id", "username", "display_name", "role", "org_id", "member_id", "active"}
                for item in response.json["items"])
 
 
