@@ -1,7 +1,7 @@
 """users.display_name: the person's name (姓名) shown in greetings, timelines, registers and lists
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0012
 Create Date: 2026-12-02 15:45:00
 
 Existing accounts get an empty name; pages then show the username until an admin sets one.
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0010'
-down_revision = '0006'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
