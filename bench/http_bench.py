@@ -79,7 +79,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LUA_SCRIPT = ROOT / "bench" / "wrk_requests.lua"
 FLOOR_APP = "bench.floor_app:create_app()"
 DUESFLOW_APP = "duesflow:create_app()"
-SECRET_KEY = "duesflow-http-bench"  # fixed, so every worker and every run signs alike
+SECRET_KEY = "duesflow-http-bench-secret-of-32-chars"  # fixed, so every worker and every run signs alike
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 SQLITE_DEFAULTS = {"small": "/tmp/duesflow-bench-10k.sqlite", "large": "/tmp/duesflow-bench-1m.sqlite"}

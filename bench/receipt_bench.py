@@ -133,7 +133,8 @@ def medians(timed: dict[str, Callable[[], object]], runs: int, warmup: int) -> d
 
 def app_for(database_url: str):  # noqa: ANN201
     return create_app({
-        "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "bench", "PUBLIC_URL": "https://duesflow.example.cn",
+        "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "bench-secret-of-at-least-32-characters",
+        "PUBLIC_URL": "https://duesflow.example.cn",
         "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1,
     })
 

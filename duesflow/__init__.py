@@ -17,6 +17,10 @@ from .schemas import MAX_ID
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+# Installed from a wheel the templates sit inside the package (setup.py copies them); in a checkout they stay at
+# the top of the repository.
+TEMPLATES_DIR = next((folder for folder in (PACKAGE_DIR / "templates", PACKAGE_DIR.parent / "templates")
+                      if folder.is_dir()), PACKAGE_DIR / "templates")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -24,12 +28,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_relative_config=True,
-        template_folder=str(PACKAGE_DIR.parent / "templates"),
+        template_folder=str(TEMPLATES_DIR),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(config.from_environment(Path(app.instance_path)))
     if test_config:
         app.config.from_mapping(test_config)
+    config.check(app.config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
 

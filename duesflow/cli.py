@@ -19,9 +19,13 @@ from .timeutil import beijing_today
 
 
 def _fail(error: DomainError) -> None:
+    """Stop the command with the error's message and each field's messages on lines of their own."""
     db.session.rollback()
-    detail = f" {error.fields}" if error.fields else ""
-    raise click.ClickException(f"{error.message}{detail}")
+    lines = [error.message]
+    for name, messages in (error.fields or {}).items():
+        for message in messages if isinstance(messages, list) else [messages]:
+            lines.append(f"  --{name.replace('_', '-')}: {message}")
+    raise click.ClickException("\n".join(lines))
 
 
 @click.command("init-db")
@@ -47,13 +51,15 @@ def seed_orgs() -> None:
 @click.option("--role", required=True, type=click.Choice(["admin", "clerk", "reviewer", "central", "member"]))
 @click.option("--org", "org_id", type=int, default=None, help="org id (clerk, reviewer, central)")
 @click.option("--member", "member_id", type=int, default=None, help="member id (member accounts)")
-def create_user(username: str, password: str, role: str, org_id: int | None, member_id: int | None) -> None:
+@click.option("--display-name", default="", help="the person's name (姓名) the pages show")
+def create_user(username: str, password: str, role: str, org_id: int | None, member_id: int | None,
+                display_name: str) -> None:
     """Create an account of any role."""
     from .services.users import create_user as create
 
     try:
         user = create(None, {"username": username, "password": password, "role": role, "org_id": org_id,
-                             "member_id": member_id})
+                             "member_id": member_id, "display_name": display_name})
     except DomainError as error:
         _fail(error)
         return
@@ -189,14 +195,16 @@ def render_receipts(year: int, out_dir: Path, processes: int, chunk: int) -> Non
 
 @click.command("import-members")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--org", "org_id", required=True, type=int, help="id of the active grassroots org they join")
-def import_members(file: Path, org_id: int) -> None:
+@click.option("--org", "org_ref", required=True, metavar="ID|NAME",
+              help="the active grassroots org they join: its id (the number in /admin/orgs/<id> on the admin's "
+                   "组织 page, or in GET /api/v1/orgs) or its exact full name")
+def import_members(file: Path, org_ref: str) -> None:
     """Import members from a CSV (UTF-8) or XLSX file: every row is checked, and nothing is imported when any
     row is bad (exit 1, the errors listed by row)."""
     from .services import member_import
 
     try:
-        org = member_import.target_org(org_id)
+        org = member_import.target_org(org_ref)
         sheet = member_import.read_sheet(file)
     except member_import.ImportRefused as error:
         raise click.ClickException(str(error)) from None

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 
@@ -35,6 +36,24 @@ def _instance_secret(instance_path: Path, variable: str, file_name: str, generat
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
+
+
+# Sessions and CSRF tokens are signed with the secret key: a short one can be guessed offline.
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigurationError(RuntimeError):
+    """A setting the service refuses to start with."""
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Refuse to start with a secret key shorter than ``MIN_SECRET_KEY_LENGTH`` characters."""
+    key = config.get("SECRET_KEY") or ""
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigurationError(
+            f"DUESFLOW_SECRET_KEY 太短（{len(key)} 个字符），至少需要 {MIN_SECRET_KEY_LENGTH} 个字符，例如用 "
+            f"python -c \"import secrets; print(secrets.token_hex(32))\" 生成。"
+            f" / DUESFLOW_SECRET_KEY is too short ({len(key)} characters); use at least {MIN_SECRET_KEY_LENGTH}.")
 
 
 def from_environment(instance_path: Path) -> dict[str, object]:

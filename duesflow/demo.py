@@ -39,6 +39,13 @@ MEMBERS = (
 )
 
 
+# The people behind the demo logins (SPEC §10: pages show names, the username is only for logging in).
+DISPLAY_NAMES = {
+    "demo-admin": "郑晓明", "demo-clerk": "王丽华", "demo-clerk-jiefang": "陈志刚", "demo-tiedong": "刘卫东",
+    "demo-siping": "杨秀梅", "demo-jilin": "高建平", "demo-central": "李文博", "demo-member": "张建国",
+}
+
+
 def _id_number(birth: str, serial: int) -> str:
     first17 = f"220302{birth}{serial:03d}"
     return first17 + resident_id_check_character(first17)
@@ -69,6 +76,7 @@ def _build(central: Org, jilin: Org, password: str) -> None:
 
     def account(username: str, role: str, org: Org | None = None, member_id: int | None = None) -> User:
         return users.create_user(None, {"username": username, "password": password, "role": role,
+                                        "display_name": DISPLAY_NAMES[username],
                                         "org_id": org.id if org else None, "member_id": member_id})
 
     account("demo-admin", "admin")

@@ -70,12 +70,21 @@ def _answer(error: DomainError) -> Any:
             mimetype="application/json",
         )
     else:
-        response = Response(
-            render_template("error.html", error=error), status=error.status, mimetype="text/html"
-        )
+        response = _error_page(error)
     for name, value in error.headers.items():
         response.headers[name] = value
     return response
+
+
+def _error_page(error: DomainError) -> Response:
+    """The Chinese error page; plain text when the page itself cannot be rendered, so that handling an error
+    never raises a second one (the client gets an answer, never a dropped connection)."""
+    try:
+        return Response(render_template("error.html", error=error), status=error.status, mimetype="text/html")
+    except Exception:  # a missing or broken template: the answer must still go out
+        log.exception("the error page could not be rendered")
+        return Response(f"无法完成请求（{error.status}）：{error.message}\n", status=error.status,
+                        mimetype="text/plain")
 
 
 def register(app: Flask) -> None:

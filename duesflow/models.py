@@ -160,6 +160,8 @@ class User(db.Model):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     # The username as it is unique and looked up: NFKC and case-folded (identity.fold_username), set with it.
     username_folded: Mapped[str] = mapped_column(String(64), unique=True)
+    # The person's name (姓名) the pages show; the username is only what one logs in with (SPEC §10).
+    display_name: Mapped[str] = mapped_column(String(50), default="", server_default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(10))
     org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
@@ -176,6 +178,13 @@ class User(db.Model):
     def _fold_username(self, _key: str, username: str) -> str:
         self.username_folded = fold_username(username)
         return username
+
+    @property
+    def shown_name(self) -> str:
+        """The name pages and documents show: the display name, a member account's member, else the username."""
+        if self.display_name:
+            return self.display_name
+        return self.member.name if self.member is not None else self.username
 
 
 class Payment(db.Model):

@@ -21,6 +21,53 @@ from .workflow import OrgKind, Role, State
 PAYMENT_METHODS = ("cash", "bank_transfer", "wechat", "alipay", "other")
 
 
+# ---- marshmallow's own messages, in Chinese: the one place (the API and the pages both show these) ---------
+
+_CHINESE_MESSAGES: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), chinese) for pattern, chinese in [
+    (r"Missing data for required field\.", "此项必填。"),
+    (r"Field may not be null\.", "此项必填，不能为 null。"),
+    (r"Unknown field\.", "不接受此字段（未知字段）。"),
+    (r"Invalid input type\.|Invalid type\.|Not a valid mapping type\.", "须为 JSON 对象。"),
+    (r"Not a valid list\.|Not a valid tuple\.", "须为列表。"),
+    (r"Not a valid (utf-8 )?string\.", "须为字符串。"),
+    (r"Not a valid integer\.", "须为整数。"),
+    (r"Not a valid number\.|Special numeric values .*", "须为数字。"),
+    (r"Number too large\.", "数值过大。"),
+    (r"Not a valid boolean\.", "须为 true 或 false。"),
+    (r"Not a valid date\.|.* cannot be formatted as a date\.", "日期须为 YYYY-MM-DD 格式。"),
+    (r"Not a valid email address\.", "电子邮件地址格式不正确。"),
+    (r"Not a valid URL\.", "网址格式不正确。"),
+    (r"Shorter than minimum length 1\.", "此项必填，不能为空。"),
+    (r"Shorter than minimum length (\d+)\.", r"不能少于 \1 个字符。"),
+    (r"Longer than maximum length (\d+)\.", r"不能超过 \1 个字符。"),
+    (r"Length must be between 0 and (\d+)\.", r"不能超过 \1 个字符。"),
+    (r"Length must be between 1 and (\d+)\.", r"此项必填，且不能超过 \1 个字符。"),
+    (r"Length must be between (\d+) and (\d+)\.", r"长度须为 \1 到 \2 个字符。"),
+    (r"Length must be (\d+)\.", r"长度须为 \1 个字符。"),
+    (r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.", r"须在 \1 到 \2 之间。"),
+    (r"Must be greater than or equal to (\S+)\.", r"不能小于 \1。"),
+    (r"Must be less than or equal to (\S+)\.", r"不能大于 \1。"),
+    (r"Must be one of: (.*)\.", r"须为所列选项之一：\1。"),
+    (r"String does not match expected pattern\.", "格式不正确。"),
+    (r"Invalid (value|input)\.", "值无效。"),
+]]
+
+
+def chinese_messages(messages: Any) -> Any:
+    """marshmallow's error messages (a string, or lists and dicts of them) with its English defaults in Chinese;
+    the project's own messages are Chinese already and pass unchanged."""
+    if isinstance(messages, str):
+        for pattern, chinese in _CHINESE_MESSAGES:
+            if pattern.fullmatch(messages):
+                return pattern.sub(chinese, messages)
+        return messages
+    if isinstance(messages, dict):
+        return {key: chinese_messages(value) for key, value in messages.items()}
+    if isinstance(messages, list):
+        return [chinese_messages(value) for value in messages]
+    return messages
+
+
 # ---- fields ---------------------------------------------------------------------------------------------
 
 
@@ -193,6 +240,7 @@ USERNAME = validate.Regexp(r"^[A-Za-z0-9_.@-]{3,64}$", error="用户名须为 3 
 class UserCreate(Input):
     username = Text(64, required=True, validate=USERNAME)
     password = Text(256, strip=False, required=True)
+    display_name = Text(50, min_length=0, metadata={"description": "姓名, shown instead of the username"})
     role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
     org_id = Id(allow_none=True)
     member_id = Id(allow_none=True)
@@ -201,11 +249,13 @@ class UserCreate(Input):
 class UserUpdate(Input):
     active = StrictBool()
     password = Text(256, strip=False)
+    display_name = Text(50, min_length=0)
 
 
 class UserOut(Schema):
     id = fields.Integer(required=True)
     username = fields.String(required=True)
+    display_name = fields.String(required=True, metadata={"description": "姓名; empty when not set"})
     role = fields.String(required=True)
     org_id = fields.Integer(allow_none=True, required=True)
     member_id = fields.Integer(allow_none=True, required=True)
@@ -338,6 +388,8 @@ class PaymentBatchOut(Schema):
 
 
 class PaymentCorrect(Input):
+    requires_body = True  # every field is optional, but an empty correction is refused (OpenAPI: body required)
+
     amount = Amount(metadata={"type": "string", "example": "1000.00"})
     collected_on = IsoDate()
     method = fields.String(validate=validate.OneOf(PAYMENT_METHODS))
@@ -382,6 +434,7 @@ class ReceiptOut(Schema):
 class ActorRef(Schema):
     id = fields.Integer(required=True)
     username = fields.String(required=True)
+    display_name = fields.String(metadata={"description": "姓名; empty when not set"})
 
 
 class EventOut(Schema):
@@ -703,12 +756,14 @@ def shared(schema: type[Schema]) -> Schema:
 
 
 def load(schema: type[Schema], data: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``data``; 422 with per-field messages (``invalid_amount`` when the amount is what is wrong)."""
+    """Validate ``data``; 422 ``validation_error`` listing every bad field in Chinese, or ``invalid_amount`` when
+    a given amount is the only thing wrong (a body missing fields lists them all, the amount among them)."""
     try:
         return shared(schema).load(data)
     except ValidationError as error:
-        messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
-        if "amount" in messages and "_schema" not in messages:
+        messages = chinese_messages(error.messages if isinstance(error.messages, dict)
+                                    else {"_schema": error.messages})
+        if set(messages) == {"amount"} and isinstance(data, dict) and "amount" in data:
             raise InvalidAmount(fields=messages) from None
         raise ValidationFailed(fields=messages) from None
 

@@ -35,7 +35,7 @@ DATA_KEY = "dGVzdC1kYXRhLWtleS1kdWVzZmxvdy0zMi1ieXRlcyE="
 
 def app_config(database_url: str) -> dict[str, Any]:
     """The configuration every test app (and live test server) runs with."""
-    return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "test-secret",
+    return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "test-secret" * 3,
             "DATA_KEY": DATA_KEY, "DATA_OLD_KEYS": [], "PUBLIC_URL": "http://testserver", **FAST_HASH}
 
 

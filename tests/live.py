@@ -44,7 +44,7 @@ REQUEST_TIMEOUT = 60.0
 # The same secrets and cheap argon2 parameters as tests.conftest.app_config, given the only way the app
 # reads them: its environment.
 SERVER_ENV = {
-    "DUESFLOW_SECRET_KEY": "test-secret",
+    "DUESFLOW_SECRET_KEY": "test-secret" * 3,
     "DUESFLOW_DATA_KEY": DATA_KEY,
     "DUESFLOW_PUBLIC_URL": "http://testserver",
     "DUESFLOW_ARGON2_TIME_COST": "1",

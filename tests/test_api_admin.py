@@ -214,7 +214,7 @@ def test_admin_creates_an_account_of_each_role_in_an_org_of_the_right_kind(api, 
     response = api.post("/users", "admin", json=user_body("new_user", role, org_id))
 
     assert response.status_code == 201
-    assert response.json == {"id": response.json["id"], "username": "new_user", "role": role,
+    assert response.json == {"id": response.json["id"], "username": "new_user", "display_name": "", "role": role,
                              "org_id": org_id, "member_id": None, "active": True}
     assert db.session.get(User, response.json["id"]).password_hash.startswith("$argon2")
     login = client.post("/api/v1/auth/token", json={"username": "new_user", "password": NEW_PASSWORD})
@@ -335,7 +335,7 @@ def test_the_admin_lists_every_account(api, world):
 
     assert response.status_code == 200
     assert {item["username"] for item in response.json["items"]} == set(world.users)
-    assert all(set(item) == {"id", "username", "role", "org_id", "member_id", "active"}
+    assert all(set(item) == {"id", "username", "display_name", "role", "org_id", "member_id", "active"}
                for item in response.json["items"])
 
 
@@ -376,3 +376,33 @@ def test_an_invalid_account_change_is_refused(api, world, body):
     db.session.expire_all()
     user = db.session.get(User, world.users["clerk"].id)
     assert user.active is True and user.password_hash == hash_before and user.role == "clerk"
+
+
+# ---- display_name (SPEC §7, §10) ------------------------------------------------------------------------
+
+
+def test_an_account_carries_the_persons_name_which_the_admin_can_change(api, world):
+    body = {**user_body("zhangjg", "reviewer", world.orgs["tiedong"].id), "display_name": " 张建国 "}
+
+    created = api.post("/users", "admin", json=body)
+    renamed = api.patch(f"/users/{created.json['id']}", "admin", json={"display_name": "张建华"})
+
+    assert created.status_code == 201 and created.json["display_name"] == "张建国"
+    assert renamed.status_code == 200 and renamed.json["display_name"] == "张建华"
+    assert db.session.get(User, created.json["id"]).shown_name == "张建华"
+
+
+def test_a_name_longer_than_fifty_characters_is_refused(api, world):
+    response = api.patch(f"/users/{world.users['tiedong'].id}", "admin", json={"display_name": "名" * 51})
+
+    assert_error(response, 422, "validation_error")
+
+
+def test_payment_events_name_the_actor_beside_the_username(api, world):
+    world.users["clerk"].display_name = "王丽华"
+    db.session.commit()
+    payment = api.record(world.members["zhang"])
+
+    actor = api.get(f"/payments/{payment['id']}", "clerk").json["events"][0]["actor"]
+
+    assert actor == {"id": world.users["clerk"].id, "username": "clerk", "display_name": "王丽华"}

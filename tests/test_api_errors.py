@@ -184,6 +184,38 @@ def test_every_required_payment_field_is_required(api, world, clerk_headers, mis
     assert missing in assert_error(response, 422)["fields"]
 
 
+def test_an_empty_payment_body_lists_every_missing_field_in_chinese(api, world, clerk_headers):
+    response = api.post("/payments", "clerk", json={})
+
+    fields = assert_error(response, 422, "validation_error")["fields"]
+    assert set(fields) == {"member_id", "amount", "collected_on", "method", "regular_dues_paid"}
+    assert all(messages == ["此项必填。"] for messages in fields.values())
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "expected"),
+    [
+        ({"surprise": 1}, "surprise", "不接受此字段（未知字段）。"),
+        ({"member_id": "x"}, "member_id", "须为整数。"),
+        ({"member_id": 0}, "member_id", "须在 1 到 2147483647 之间。"),
+        ({"method": "paypal"}, "method", "须为所列选项之一：cash, bank_transfer, wechat, alipay, other。"),
+        ({"method": None}, "method", "此项必填，不能为 null。"),
+        ({"note": "x" * 501}, "note", "不能超过 500 个字符。"),
+    ],
+)
+def test_validation_messages_are_chinese(api, world, clerk_headers, changes, field, expected):
+    response = api.post("/payments", "clerk", json=payment_body(world, **changes))
+
+    assert assert_error(response, 422, "validation_error")["fields"][field] == [expected]
+
+
+def test_a_bad_amount_beside_missing_fields_is_listed_with_them(api, world, clerk_headers):
+    response = api.post("/payments", "clerk", json={"amount": "12,000"})
+
+    fields = assert_error(response, 422, "validation_error")["fields"]
+    assert {"member_id", "amount", "method"} <= set(fields)
+
+
 # ---- the amount table (SPEC §7 Amounts) -----------------------------------------------------------------
 
 

@@ -363,7 +363,7 @@ def test_each_action_writes_exactly_one_event(api, world, situation, action, use
     assert event_count(payment_id) == len(before["events"]) + 1
     event = payment["events"][-1]
     assert event["action"] == action
-    assert event["actor"] == {"id": world.users[user].id, "username": user}
+    assert event["actor"] == {"id": world.users[user].id, "username": user, "display_name": ""}
     assert (event["from_state"], event["to_state"]) == (before["state"], to_state)
     assert event["from_org"] == before["holder_org"]
     assert event["to_org"] == {"id": world.orgs[to_org].id, "name": world.orgs[to_org].name}

@@ -139,6 +139,21 @@ def test_create_user_refuses_bad_accounts(runner, world, args):
     assert db.session.scalar(select(func.count()).select_from(User)) == users
 
 
+def test_create_user_says_what_is_wrong_in_words_not_a_dict(runner, world):
+    result = runner.invoke(args=["create-user", "--username", "shorty", "--password", "123", "--role", "admin"])
+
+    assert result.exit_code != 0
+    assert "--password: 密码至少需要 10 个字符。" in result.output and "{" not in result.output
+
+
+def test_create_user_sets_the_persons_name(runner, world):
+    result = runner.invoke(args=["create-user", "--username", "gao", "--password", PASSWORD, "--role", "admin",
+                                 "--display-name", "高建平"])
+
+    assert result.exit_code == 0, result.output
+    assert db.session.scalars(select(User).where(User.username == "gao")).one().shown_name == "高建平"
+
+
 def test_demo_prints_logins_and_reaches_every_core_state(runner, app):
     result = runner.invoke(args=["demo"])
 

@@ -220,3 +220,24 @@ def test_blank_lines_are_skipped_and_row_numbers_stay_those_of_the_sheet(runner,
 
     assert result.exit_code == 1
     assert "第4行：" in result.output and "（电话）" in result.output
+
+
+def test_the_org_may_be_named_instead_of_numbered(runner, world, tmp_path):
+    path = write_csv(tmp_path / "members.csv", ["姓名"], [["赵一"]])
+
+    result = runner.invoke(args=["import-members", str(path), "--org", "北门街道党工委"])
+
+    assert result.exit_code == 0, result.output
+    assert [member.name for member in members_of(world.orgs["beimen"].id)][-1:] == ["赵一"]
+
+
+def test_an_unknown_org_says_where_to_find_the_id(runner, world, tmp_path):
+    path = write_csv(tmp_path / "members.csv", ["姓名"], [["赵一"]])
+
+    by_id = runner.invoke(args=["import-members", str(path), "--org", "99999"])
+    by_name = runner.invoke(args=["import-members", str(path), "--org", "没有这个党委"])
+    help_text = runner.invoke(args=["import-members", "--help"]).output
+
+    assert by_id.exit_code != 0 and "/admin/orgs" in by_id.output and "GET /api/v1/orgs" in by_id.output
+    assert by_name.exit_code != 0 and "没有名为“没有这个党委”的基层党委" in by_name.output
+    assert "/admin/orgs" in help_text and "name" in help_text

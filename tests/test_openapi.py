@@ -146,3 +146,12 @@ def test_every_status_the_service_answered_with_in_this_session_is_documented(do
 
     assert any(status >= 400 for _, _, status in OBSERVED_STATUSES)
     assert not undocumented, "answered but not documented: " + ", ".join(map(str, undocumented))
+
+
+def test_a_body_is_required_exactly_where_the_endpoint_cannot_do_without_one(document):
+    paths = document["paths"]
+
+    assert paths["/api/v1/payments"]["post"]["requestBody"]["required"] is True
+    assert paths["/api/v1/payments/{payment_id}"]["patch"]["requestBody"]["required"] is True
+    assert paths["/api/v1/auth/token"]["post"]["requestBody"]["required"] is True
+    assert paths["/api/v1/payments/{payment_id}/{action}"]["post"]["requestBody"]["required"] is False

@@ -408,7 +408,7 @@ def test_the_clerk_selects_payments_in_the_inbox_and_sends_them_in_one_transfer(
     ids = recorded(api, world, 2)
     page = login(app, "clerk")
     inbox = page.get("/inbox").get_data(as_text=True)
-    assert "汇总上缴（所选）" in inbox and 'name="bank_reference"' in inbox
+    assert "汇总上缴所选款项" in inbox and 'name="bank_reference"' in inbox
 
     response = page.client.post("/transfers", data={"csrf_token": page.csrf(), "payment_id": [str(i) for i in ids],
                                                     "bank_reference": BANK, "note": ""})

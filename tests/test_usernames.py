@@ -50,9 +50,9 @@ def test_folding_unifies_case_and_compatibility_forms():
     assert fold_username("Straße") == fold_username("STRASSE")
 
 
-def _users_at_0006(app, *usernames: str) -> None:
+def _users_before_0008(app, *usernames: str) -> None:
     _empty_database()
-    upgrade(directory=app.extensions["migrate"].directory, revision="0006")
+    upgrade(directory=app.extensions["migrate"].directory, revision="0007")
     with db.engine.begin() as connection:
         for username in usernames:
             connection.execute(text(
@@ -63,7 +63,7 @@ def _users_at_0006(app, *usernames: str) -> None:
 
 def test_migration_0008_refuses_clashing_accounts_naming_them_and_changes_nothing(app, capfd):
     try:
-        _users_at_0006(app, "demo-admin", "DEMO-ADMIN", "clerk", "Clerk", "central")
+        _users_before_0008(app, "demo-admin", "DEMO-ADMIN", "clerk", "Clerk", "central")
         with pytest.raises(SystemExit):  # flask-migrate logs the error and exits 1, as `init-db` does
             upgrade(directory=app.extensions["migrate"].directory)
         message = capfd.readouterr().err
@@ -75,7 +75,7 @@ def test_migration_0008_refuses_clashing_accounts_naming_them_and_changes_nothin
         columns = {column["name"] for column in inspect(db.engine).get_columns("users")}
         assert "username_folded" not in columns
         with db.engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0007"
             assert connection.execute(text("SELECT count(*) FROM users")).scalar_one() == 5
 
         with db.engine.begin() as connection:  # the operator renames; nothing was merged

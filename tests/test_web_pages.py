@@ -78,7 +78,8 @@ def payment_form(member: Member, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("username", "expected"), [
-    ("clerk", ["首页", "党员名册", "登记款项", "本单位款项", "汇总上缴", "收据送达", "待退还", "统计报表", "修改密码"]),
+    ("clerk", ["首页", "待办0", "登记款项", "本单位款项", "党员名册", "汇总上缴", "收据送达", "待退还", "统计报表",
+               "修改密码"]),
     ("tiedong", ["首页", "待办0", "全部款项", "汇总上缴", "收据送达", "待退还", "统计报表", "修改密码"]),
     ("central", ["首页", "待办0", "全部款项", "收据", "直接汇款", "汇总上缴", "收据送达", "待退还", "统计报表",
                  "查看记录", "核验失败", "修改密码"]),
@@ -224,7 +225,7 @@ def test_an_amount_below_1000_is_explained_as_ordinary_dues_next_to_the_field(pa
 
 @pytest.mark.parametrize(("changes", "field", "words"), [
     ({"amount": "1,000"}, "amount", "格式"),
-    ({"amount": ""}, "amount", "格式"),
+    ({"amount": ""}, "amount", "必填"),
     ({"regular_dues_paid": None}, "regular_dues_paid", "按规定比例"),
     ({"collected_on": "2999-01-01"}, "collected_on", "不能晚于今天"),
     ({"method": "cheque"}, "method", "选项"),
@@ -538,3 +539,34 @@ def test_a_write_after_a_page_that_only_read_is_one_transaction_on_postgresql(ap
     assert payment_row(payment_id).state == "in_review"
     assert any(verb in ("INSERT", "UPDATE") for verb, _ in modes), modes
     assert not any(autocommit for verb, autocommit in modes if verb in ("INSERT", "UPDATE")), modes
+
+
+# ---- people by their names (SPEC §10) -----------------------------------------------------------------------
+
+
+def test_pages_greet_and_list_people_by_name_and_fall_back_to_the_username(pages, world, api):
+    world.users["clerk"].display_name = "王丽华"
+    db.session.commit()
+    payment = api.record(world.members["zhang"])
+    api.act(payment["id"], "submit", "clerk")
+    api.act(payment["id"], "forward", "tiedong")
+
+    home = text(pages("clerk").get("/"))
+    timeline = re.sub(r"<[^>]+>", "", text(pages("siping").get(f"/payments/{payment['id']}")))
+    member_home = text(pages("member").get("/"))
+
+    assert "您好，王丽华" in home
+    assert "上报 · 王丽华" in timeline and "转交上一级 · tiedong" in timeline
+    assert "您好，张建国" in member_home
+
+
+def test_the_admin_sets_a_persons_name_on_the_account_page(pages, world):
+    admin = pages("admin")
+    account = world.users["tiedong"]
+
+    response = admin.post(f"/admin/users/{account.id}", {"display_name": "刘卫东"}, follow_redirects=True)
+
+    assert response.status_code == 200 and "姓名已保存" in text(response)
+    assert "刘卫东" in text(admin.get("/admin/users"))
+    db.session.expire_all()
+    assert db.session.get(User, account.id).display_name == "刘卫东"

@@ -143,3 +143,21 @@ def test_verify_page_is_rate_limited_like_the_api(app, client, api, world):
     url = f"/verify/{receipt['number']}?code={receipt['verification_code']}"
     statuses = [client.get(url).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+
+
+def test_without_its_templates_the_health_check_fails_and_pages_still_answer(app, client, tmp_path):
+    from jinja2 import FileSystemLoader
+
+    app.jinja_env.loader = FileSystemLoader(str(tmp_path))  # an install that lost its templates
+    app.jinja_env.cache.clear()
+
+    assert client.get("/healthz").status_code == 503
+    page = client.get("/login")
+    assert page.status_code == 500 and page.mimetype == "text/plain"
+    assert "无法完成请求" in page.get_data(as_text=True)
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and missing.mimetype == "text/plain"
+
+
+def test_the_health_check_passes_when_the_pages_can_render(client):
+    assert client.get("/healthz").json == {"status": "ok"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import current_app, request
@@ -92,5 +93,31 @@ def healthz() -> Any:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         db.session.rollback()
-        return current_app.response_class('{"status":"unavailable"}', status=503, mimetype="application/json")
+        return _unavailable()
+    if not pages_can_render():
+        return _unavailable()
     return {"status": "ok"}
+
+
+# What every page needs: the layout, the login and error pages, and the stylesheet.
+_PAGE_TEMPLATES = ("base.html", "_macros.html", "login.html", "error.html")
+_STATIC_FILES = ("style.css",)
+
+
+def pages_can_render() -> bool:
+    """Whether the templates and static files are where the app looks for them (an install without them would
+    drop every page while the database answers); the compiled templates are cached, so this is cheap."""
+    from jinja2 import TemplateError
+
+    try:
+        for name in _PAGE_TEMPLATES:
+            current_app.jinja_env.get_template(name)
+    except TemplateError:
+        current_app.logger.error("page templates missing or broken under %s", current_app.template_folder)
+        return False
+    static = Path(current_app.static_folder or "")
+    return all((static / name).is_file() for name in _STATIC_FILES)
+
+
+def _unavailable() -> Any:
+    return current_app.response_class('{"status":"unavailable"}', status=503, mimetype="application/json")

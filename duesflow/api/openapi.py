@@ -8,8 +8,10 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
+from marshmallow import Schema
 
 from .. import schemas
+from ..schemas import shared
 from .framework import EndpointDoc
 
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+):)?(?P<name>\w+)>")
@@ -35,6 +37,11 @@ def endpoint_docs(app: Flask) -> list[tuple[str, str, EndpointDoc]]:
     return found
 
 
+def _body_required(schema: type[Schema]) -> bool:
+    """A body is required when its schema requires a field, or refuses an empty body (``requires_body``)."""
+    return getattr(schema, "requires_body", False) or any(field.required for field in shared(schema).fields.values())
+
+
 def build_document(app: Flask) -> dict[str, Any]:
     spec = APISpec(
         title="duesflow",
@@ -53,7 +60,8 @@ def build_document(app: Flask) -> dict[str, Any]:
         if doc.query is not None:
             operation["parameters"].append({"in": "query", "schema": doc.query})
         if doc.body is not None:
-            operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": doc.body}}}
+            operation["requestBody"] = {"required": _body_required(doc.body),
+                                        "content": {"application/json": {"schema": doc.body}}}
         if doc.body_type is not None:
             operation["requestBody"] = {"required": True,
                                         "content": {doc.body_type: {"schema": {"type": "string", "format": "binary"}}}}

@@ -55,7 +55,8 @@ def payment_view(payment: PaymentRow, viewer: User, *, events: list[PaymentRow] 
                 "to_state": event.event_to_state,
                 "from_org": _named_ref(event.event_from_org_id, event.event_from_org_name),
                 "to_org": _named_ref(event.event_to_org_id, event.event_to_org_name),
-                "actor": {"id": event.event_actor_id, "username": event.event_actor_username},
+                "actor": {"id": event.event_actor_id, "username": event.event_actor_username,
+                          "display_name": event.event_actor_display_name},
                 "note": event.event_note,
                 "at": event.event_at,
             }

@@ -17,8 +17,8 @@ from .framework import current_user, endpoint, read_body
 
 
 def user_view(user: User) -> dict[str, Any]:
-    return {"id": user.id, "username": user.username, "role": user.role, "org_id": user.org_id,
-            "member_id": user.member_id, "active": user.active}
+    return {"id": user.id, "username": user.username, "display_name": user.display_name, "role": user.role,
+            "org_id": user.org_id, "member_id": user.member_id, "active": user.active}
 
 
 def _visible_users(viewer: User):  # noqa: ANN202 - a SQLAlchemy Select

@@ -47,11 +47,28 @@ class ImportResult:
     errors: list[str] = field(default_factory=list)
 
 
-def target_org(org_id: int) -> Org:
-    """The org the members join: it must be an active grassroots org."""
-    org = db.session.get(Org, org_id)
-    if org is None:
-        raise ImportRefused(f"没有 id 为 {org_id} 的组织。")
+# Where a person finds an org's id (the import command's messages and help say it).
+FIND_ORG_ID = ("组织的 id 见管理员的“组织”页面（地址 /admin/orgs/<id> 中的数字）或 GET /api/v1/orgs；"
+               "也可以直接写基层党委的全称")
+
+
+def target_org(reference: str) -> Org:
+    """The org the members join, named by its id or its exact name: it must be an active grassroots org."""
+    if reference.isdigit():
+        org_id = int(reference)
+        org = db.session.get(Org, org_id)
+        if org is None:
+            raise ImportRefused(f"没有 id 为 {org_id} 的组织。{FIND_ORG_ID}。")
+    else:
+        named = list(db.session.scalars(select(Org).where(Org.name == reference.strip(),
+                                                          Org.kind == OrgKind.GRASSROOTS).order_by(Org.id)))
+        if not named:
+            raise ImportRefused(f"没有名为“{reference}”的基层党委。{FIND_ORG_ID}。")
+        if len(named) > 1:
+            ids = "、".join(str(org.id) for org in named)
+            raise ImportRefused(f"有 {len(named)} 个名为“{reference}”的基层党委（id {ids}），请用 --org ID 指明。")
+        org = named[0]
+        org_id = org.id
     if org.kind != OrgKind.GRASSROOTS:
         raise ImportRefused(f"{org.name}（id {org_id}）不是基层党委，党员只能导入基层党委。")
     if not org.active:

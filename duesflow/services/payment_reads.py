@@ -93,7 +93,9 @@ def _one_payment(role: str, *, with_events: bool = False, with_document: bool = 
             Event.to_state.label("event_to_state"), Event.from_org_id.label("event_from_org_id"),
             _FROM.name.label("event_from_org_name"), Event.to_org_id.label("event_to_org_id"),
             _TO.name.label("event_to_org_name"), Event.actor_id.label("event_actor_id"),
-            User.username.label("event_actor_username"), Event.note.label("event_note"), Event.at.label("event_at"),
+            User.username.label("event_actor_username"),
+            User.display_name.label("event_actor_display_name"), Event.note.label("event_note"),
+            Event.at.label("event_at"),
         )
         .outerjoin(Event, Event.payment_id == Payment.id)
         .outerjoin(User, User.id == Event.actor_id)

@@ -45,6 +45,7 @@ def create_user(actor: User | None, data: dict[str, Any]) -> User:
         raise AlreadyExists("用户名已被使用。")
     user = User(
         username=data["username"],
+        display_name=data.get("display_name") or "",
         password_hash=auth.hash_password(data["password"]),
         role=role.value,
         org_id=org_id,
@@ -58,7 +59,9 @@ def create_user(actor: User | None, data: dict[str, Any]) -> User:
 
 
 def update_user(user: User, changes: dict[str, Any]) -> User:
-    """Admin: (de)activate or set a new password; either revokes the user's tokens and sessions."""
+    """Admin: (de)activate, set a new password (either revokes the user's tokens and sessions) or the name."""
+    if "display_name" in changes:
+        user.display_name = changes["display_name"] or ""
     if "password" in changes:
         auth.set_password(user, changes["password"])
     if "active" in changes and changes["active"] != user.active:

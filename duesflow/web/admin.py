@@ -22,7 +22,8 @@ from .common import login_required
 from .forms import FormProblem, form_body, problem, validated
 from .session import start_session
 
-USER_FIELDS = {"username": "text", "password": "secret", "role": "text", "org_id": "int", "member_id": "int"}
+USER_FIELDS = {"username": "text", "display_name": "text", "password": "secret", "role": "text", "org_id": "int",
+               "member_id": "int"}
 
 
 @dataclass
@@ -163,11 +164,14 @@ def user_detail(user: User, user_id: int) -> Any:
 @bp.post("/admin/users/<int:user_id>")
 @login_required(Role.ADMIN)
 def update_user(user: User, user_id: int) -> Any:
-    """Deactivate or reactivate (field ``active`` = 1 or 0), or set a new password (field ``password``)."""
+    """Deactivate or reactivate (field ``active`` = 1 or 0), set the name (``display_name``) or a new password
+    (``password``)."""
     account = _user_or_404(user_id)
     try:
         if "active" in request.form:
             changes = load(schemas.UserUpdate, {"active": request.form["active"] == "1"})
+        elif "display_name" in request.form:
+            changes = load(schemas.UserUpdate, {"display_name": request.form["display_name"]})
         else:
             changes = validated(schemas.UserUpdate, {"password": "secret"})
             if not changes:
@@ -177,7 +181,8 @@ def update_user(user: User, user_id: int) -> Any:
     except DomainError as error:
         db.session.rollback()
         return _user_page(user, _user_or_404(user_id), problem(error))
-    flash("密码已重置，该用户的登录已全部失效。" if "password" in changes else "账户状态已更新。")
+    flash("密码已重置，该用户的登录已全部失效。" if "password" in changes
+          else "姓名已保存。" if "display_name" in changes else "账户状态已更新。")
     if account.id == user.id:
         start_session(account)  # the admin's own password: every session ended, this one goes on anew
         db.session.commit()

@@ -54,6 +54,22 @@ ACTION_NAMES = {
     "deliver": "收据送达签收",
 }
 
+# What a batch action in the inbox does, beside its button (汇总上缴 has its own hint in the template).
+BATCH_HINTS = {
+    "submit": "把所选款项立即交上一级审核；款项本身另行逐笔转账或已交付时用这一项。",
+    "forward": "把所选款项立即转交上一级。",
+    "confirm": "确认收到所选款项，并为每笔开具纪念收据。",
+}
+
+# What an action that undoes or refuses does, said before the person confirms it (payment page).
+CAREFUL_HINTS = {
+    "return": "退回下一级更正：款项逐级退回，直至基层党委；更正后可再次上报。",
+    "reject": "不予接收是最终决定：款项不再上报，须由基层党委退还党员本人。",
+    "withdraw": "撤回后此笔款项不再上报，且不能恢复；党员如仍要交纳，须重新登记。",
+    "reissue": "补发收据仅用于党员遗失收据：收据编号不变，生成新的验证码，原验证码立即失效。",
+    "void": "作废收据仅用于误确认：收据作废，款项回到“待确认”，重新确认时开具新编号。",
+}
+
 METHOD_NAMES = {"cash": "现金", "bank_transfer": "银行转账", "wechat": "微信支付", "alipay": "支付宝", "other": "其他"}
 KIND_NAMES = {"central": "中央组织部", "channel": "转交渠道", "intermediate": "中间层级组织部",
               "grassroots": "基层党委"}
@@ -91,6 +107,7 @@ def _page_helpers() -> dict[str, Any]:
     return {"state_names": STATE_NAMES, "member_state_text": MEMBER_STATE_TEXT, "action_names": ACTION_NAMES,
             "method_names": METHOD_NAMES, "kind_names": KIND_NAMES, "gender_names": GENDER_NAMES,
             "navigation": navigation, "needs_reason": needs_reason, "capitals": capitals,
+            "careful_hints": CAREFUL_HINTS, "batch_hints": BATCH_HINTS,
             "cn_date": cn_date, "cn_datetime": cn_datetime}
 
 
@@ -140,11 +157,13 @@ def navigation(user: User) -> list[NavItem]:
         return NavItem(label, url_for(endpoint, **values), endpoint, badge)
 
     items = [item("首页", "web.home")]
+    if user.role in (Role.CLERK, Role.REVIEWER, Role.CENTRAL):
+        items.append(item("待办", "web.inbox", badge=inbox_count(user)))
     if user.role == Role.CLERK:
-        items += [item("党员名册", "web.members"), item("登记款项", "web.new_payment"),
-                  item("本单位款项", "web.payments")]
+        items += [item("登记款项", "web.new_payment"), item("本单位款项", "web.payments"),
+                  item("党员名册", "web.members")]
     elif user.role in (Role.REVIEWER, Role.CENTRAL):
-        items += [item("待办", "web.inbox", badge=inbox_count(user)), item("全部款项", "web.payments")]
+        items.append(item("全部款项", "web.payments"))
         if user.role == Role.CENTRAL:
             items += [item("收据", "web.receipts"), item("直接汇款", "web.direct_remittances")]
     elif user.role == Role.MEMBER:

@@ -110,13 +110,28 @@ def _allowed(check: Any, *args: Any) -> bool:
     return True
 
 
+# Actions that undo or refuse (a reason, and opened on purpose); the others move the payment on its way.
+CAREFUL_ACTIONS = ("return", "reject", "withdraw", "reissue", "void")
+
+
+def _next_in_inbox(user: User, payment: Payment) -> int | None:
+    """The id of the newest other payment awaiting ``user``'s org (offered after an action), or None."""
+    if user.role not in ACTING_ROLES:
+        return None
+    return db.session.scalar(select(Payment.id).where(permissions.inbox_clause(user), Payment.id != payment.id)
+                             .order_by(*newest_first(Payment)).limit(1))
+
+
 def _detail_page(user: User, payment: Payment, failure: FormProblem | None = None, failed_action: str = "") -> Any:
     path_orgs = {org.id: org for org in db.session.scalars(select(Org).where(Org.id.in_(payment.path or [])))}
+    actions = permissions.available_actions(payment, user) + permissions.receipt_changes_available(payment, user)
     return render_template(
         "payment.html", user=user, payment=payment, events=_events(payment),
         member=member_view(payment.member, user),
         path=[path_orgs[org_id] for org_id in payment.path or [] if org_id in path_orgs],
-        actions=permissions.available_actions(payment, user) + permissions.receipt_changes_available(payment, user),
+        actions=[action for action in actions if action not in CAREFUL_ACTIONS],
+        careful_actions=[action for action in actions if action in CAREFUL_ACTIONS],
+        next_in_inbox=_next_in_inbox(user, payment),
         may_correct=_allowed(permissions.may_correct, user, payment),
         may_download=payment.receipt is not None and permissions.may_download_receipt(user, payment),
         sees_code=permissions.sees_verification_code(user, payment),

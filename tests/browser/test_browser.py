@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, advance
 
+from duesflow.timeutil import beijing_today
+
 CHROMIUM = shutil.which("chromium")
 if CHROMIUM is None and not os.environ.get("CI"):
     pytest.skip("chromium is not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
 
+from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from live import LiveServer, release_database, start_server  # noqa: E402
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
@@ -28,6 +31,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SHOTS = Path(os.environ.get("DUESFLOW_SCREENSHOT_DIR", "/tmp/shots"))
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+# The widths the pages are checked at (issue 17): a common laptop, a full-HD screen, a small phone.
+LAPTOP = {"width": 1366, "height": 768}
+WIDE = {"width": 1920, "height": 1080}
+SMALL_PHONE = {"width": 375, "height": 812}
+AXE = Axe()
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +80,13 @@ class Visitor:
     def goto(self, path: str) -> Any:
         return self.page.goto(self.server.url + path)
 
+    def check_accessibility(self, where: str) -> None:
+        """axe-core on the page as it stands: no serious or critical violation."""
+        violations = AXE.run(self.page).response["violations"]
+        serious = [(v["id"], v["help"], [node["target"] for node in v["nodes"]][:3])
+                   for v in violations if v["impact"] in ("serious", "critical")]
+        assert serious == [], (where, serious)
+
     def shot(self, label: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SHOTS / f"{self.name}-{label}.png"), full_page=True)
@@ -88,8 +103,12 @@ class Visitor:
 
     def act(self, action: str, reason: str | None = None) -> None:
         form = self.page.locator(f"form.action-{action}")
+        details = self.page.locator(f"details:has(form.action-{action})")
+        if details.count() and not details.evaluate("element => element.open"):
+            details.locator("summary").click()  # an action that undoes or refuses is opened on purpose
         if reason is not None:
             form.locator("textarea").fill(reason)
+            form.locator("input[name=confirmed]").check()
         form.locator("button").click()
 
     def close(self) -> None:
@@ -258,9 +277,9 @@ PAGES = {
 }
 
 
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("viewport", [LAPTOP, WIDE, SMALL_PHONE], ids=["1366", "1920", "375"])
 @pytest.mark.parametrize("username", list(PAGES))
-def test_every_page_renders_without_errors_and_fits_the_screen(visit, api, world, username, viewport):
+def test_every_page_renders_without_errors_fits_the_screen_and_passes_axe(visit, api, world, username, viewport):
     receipted = api.record(world.members["zhang"], "12345.67")["id"]
     advance(api, receipted, 4)
     api.act(receipted, "confirm", "central")
@@ -270,11 +289,75 @@ def test_every_page_renders_without_errors_and_fits_the_screen(visit, api, world
            "receipted": receipted, "at_tiedong": at_tiedong, "tiedong_org": world.orgs["tiedong"].id,
            "clerk_user": world.users["clerk"].id}
     release_database()
-    tag = "desktop" if viewport is DESKTOP else "phone"
+    tag = str(viewport["width"])
     visitor = visit(username, f"page-{tag}-{username}", viewport)
     for path in PAGES[username]:
         response = visitor.goto(path.format(**where))
         assert response is not None and response.status == 200, path
         assert visitor.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), \
             f"{path} is wider than the screen"
+        visitor.check_accessibility(path)
         visitor.shot(path.strip("/").replace("/", "_").format(**where) or "home")
+
+
+def test_the_public_pages_pass_axe(visit, server):
+    from duesflow import create_app
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "x" * 32})
+    public = ["/login"] + (["/verify"] if any(rule.rule == "/verify" for rule in app.url_map.iter_rules()) else [])
+    for viewport in (LAPTOP, SMALL_PHONE):
+        visitor = visit(None, f"public-{viewport['width']}", viewport)
+        for path in public:
+            response = visitor.goto(path)
+            assert response is not None and response.status == 200, path
+            visitor.check_accessibility(path)
+            visitor.shot(path.strip("/"))
+
+
+def _tab_to(page: Page, selector: str, limit: int = 60) -> None:
+    """Press Tab until the element ``selector`` names has the focus (the keyboard alone, as a person would)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(selector) => document.activeElement?.matches(selector) ?? false", selector):
+            outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+            assert outline != "none", f"{selector} has the focus but shows no outline"
+            return
+    pytest.fail(f"Tab never reached {selector}")
+
+
+def test_a_clerk_records_and_submits_a_payment_with_the_keyboard_alone(visit, ids):
+    clerk = visit(None, "keyboard-clerk")
+    page = clerk.page
+    clerk.goto("/login")
+    _tab_to(page, "#username")
+    page.keyboard.type("clerk")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/$"))
+
+    _tab_to(page, "nav.mainnav a[href$='/payments/new']")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/payments/new$"))
+    _tab_to(page, "#member_id")
+    page.keyboard.press("ArrowDown")  # the first member of the list
+    _tab_to(page, "#amount")
+    page.keyboard.type("1500")
+    _tab_to(page, "#collected_on")  # today, as the form proposes
+    expect(page.locator("#collected_on")).to_have_value(beijing_today().isoformat())
+    _tab_to(page, "#method")
+    page.keyboard.press("ArrowDown")
+    _tab_to(page, "input[name=regular_dues_paid]")
+    page.keyboard.press("Space")
+    _tab_to(page, "form.grid-form button[type=submit]:not(.secondary)")
+    clerk.shot("form-filled")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/payments/\d+$"))
+    expect(page.locator(".flash")).to_contain_text("已登记")
+    clerk.shot("recorded")
+
+    _tab_to(page, "form.action-submit button")
+    page.keyboard.press("Enter")
+    expect(page.locator(".flash")).to_contain_text("已上报")
+    expect(page.locator("main h2").first).to_contain_text("逐级审核中")
+    clerk.shot("submitted")
