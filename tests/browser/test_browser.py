@@ -23,6 +23,7 @@ if CHROMIUM is None and not os.environ.get("CI"):
 from live import LiveServer, release_database, start_server  # noqa: E402
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
+pytestmark = pytest.mark.slow
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SHOTS = Path(os.environ.get("DUESFLOW_SCREENSHOT_DIR", "/tmp/shots"))
