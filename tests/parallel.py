@@ -104,7 +104,8 @@ def _tables_with_rows(connection: Connection) -> set[str]:
     if connection.dialect.name == "sqlite":
         exists = connection.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first()
         tables += ["sqlite_sequence"] if exists else []
-    probes = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in tables)
+    quote = connection.dialect.identifier_preparer.quote
+    probes = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {quote(name)})" for name in tables)
     return set(connection.execute(text(probes)).scalars())
 
 
