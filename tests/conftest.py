@@ -26,8 +26,9 @@ from duesflow.services import users as user_service
 from duesflow.timeutil import beijing_today
 from duesflow.workflow import OrgKind
 
+parallel.cache_url_builders()  # an app per test: werkzeug compiles each shape of URL rule once (tests/parallel.py)
+
 PG_URL = os.environ.get("DUESFLOW_TEST_DATABASE_URL")
-parallel.cache_url_builders()
 PASSWORD = "correct-horse-battery"
 FAST_HASH = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1}
 # The data key of every test app and live server (personal data at rest); made with generate-data-key.
@@ -52,8 +53,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     parallel.drop_worker_database(PG_URL, url)
 
 
-def _clean(database_url: str) -> None:  # noqa: ARG001 - the URL is the app's; kept for tests/test_stateful.py
-    """Empty the database the app is on (the schema made when missing): tests/parallel.py, clean_database."""
+def _clean(database_url: str) -> None:
+    """Empty the database the app is on, ``database_url`` (tests/parallel.py, clean_database)."""
     parallel.clean_database()
 
 
