@@ -10,11 +10,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import parallel
 import pytest
 from flask import Flask, Response, request, request_finished
 from flask.testing import FlaskClient
 from marshmallow import Schema
-from sqlalchemy import text
 
 from duesflow import create_app
 from duesflow.api import framework
@@ -25,6 +25,8 @@ from duesflow.services import orgs as org_service
 from duesflow.services import users as user_service
 from duesflow.timeutil import beijing_today
 from duesflow.workflow import OrgKind
+
+parallel.cache_url_builders()  # an app per test: werkzeug compiles each shape of URL rule once (tests/parallel.py)
 
 PG_URL = os.environ.get("DUESFLOW_TEST_DATABASE_URL")
 PASSWORD = "correct-horse-battery"
@@ -40,22 +42,20 @@ def app_config(database_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    if PG_URL:
-        return PG_URL
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This process's test database: under pytest-xdist each worker has its own (tests/parallel.py)."""
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        return
+    url = parallel.worker_database_url(PG_URL)
+    parallel.create_worker_database(PG_URL, url)
+    yield url
+    parallel.drop_worker_database(PG_URL, url)
 
 
 def _clean(database_url: str) -> None:
-    """Drop every table and create the schema anew (PostgreSQL: truncate, which is much faster)."""
-    if database_url.startswith("postgresql"):
-        tables = ", ".join(table.name for table in db.metadata.sorted_tables)
-        db.metadata.create_all(db.engine)
-        with db.engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    else:
-        db.metadata.drop_all(db.engine)
-        db.metadata.create_all(db.engine)
+    """Empty the database the app is on, ``database_url`` (tests/parallel.py, clean_database)."""
+    parallel.clean_database()
 
 
 @pytest.fixture
@@ -239,10 +239,26 @@ def _observe_status(_app: Flask, response: Response, **_extra: Any) -> None:
 request_finished.connect(_observe_status)
 
 
+def observed_statuses(config: pytest.Config) -> set[tuple[str, str, int]]:
+    """OBSERVED_STATUSES of this run: under pytest-xdist, of every worker (waits until the others are done)."""
+    return parallel.gathered(config, OBSERVED_STATUSES)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    parallel.publish(session.config, OBSERVED_STATUSES)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "last: run after every other test (it reads what the session observed)")
+    config.addinivalue_line("markers", "slow: a browser, live-server, crash, fuzz, wheel or deployment-rehearsal test (deselect: -m 'not slow')")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``last`` run after all the others, whatever their file is called."""
+    """Tests marked ``last`` run after all the others, whatever their file is called; tests on a live server are
+    ``slow``; tests sharing a module-scoped fixture form one xdist group."""
+    for item in items:
+        if {"live_server", "live_api"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    parallel.group_by_module(items)
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from conftest import PASSWORD, World
 from live import PROBE_HEADER, LiveServer, payment_body, read, release_database, run_verify_audit, start_server
@@ -147,6 +148,7 @@ def check_nothing_lost_or_half_done(ledger: Ledger, database_url: str) -> None:
     assert audit.returncode == 0, audit.stdout + audit.stderr
 
 
+@pytest.mark.slow
 def test_a_sigkilled_server_loses_no_acknowledged_request(world: World, database_url: str, tmp_path: Path):
     users_by_org = read(lambda: {user.org_id: name for name, user in world.users.items() if user.org_id})
     member_ids = read(lambda: {clerk: world.members[member].id for clerk, member in CLERKS.items()})

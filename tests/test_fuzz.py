@@ -108,6 +108,8 @@ def fuzz_world(api, world: World) -> World:
     return world
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("fuzz")  # with the check below, which reads SENT: one process under pytest-xdist
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzz(app: Flask, fuzz_world: World, label: str):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
@@ -169,6 +171,8 @@ def test_what_the_fuzzer_found_stays_fixed(api, world: World, body: dict[str, An
         assert {name: response.json[name] for name in body} == body
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("fuzz")
 @pytest.mark.last
 def test_the_fuzzer_ran_and_reached_past_the_errors():
     """The run above sent requests and some of them succeeded (not only 401s and 404s)."""

@@ -26,6 +26,7 @@ from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from live import LiveServer, release_database, start_server  # noqa: E402
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
+pytestmark = pytest.mark.slow
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SHOTS = Path(os.environ.get("DUESFLOW_SCREENSHOT_DIR", "/tmp/shots"))

@@ -1,0 +1,193 @@
+"""What lets the suite run over several processes (pytest-xdist, ``-n auto``) and keep each test's database cheap.
+
+- Each xdist worker (``gw0``, ``gw1``, …) has a database of its own: a SQLite file under its own temporary
+  directory, or on PostgreSQL ``<base>_gw0`` …, created from DUESFLOW_TEST_DATABASE_URL at the start of the
+  worker's session and dropped at its end (``worker_database``). A single process keeps the base URL itself.
+- A test's clean database (``clean_database``): the schema is made once per database, and before each test only
+  the tables that hold rows are emptied (DELETE, children first) and the sequences that were used are reset, which
+  is what TRUNCATE … RESTART IDENTITY of every table did, at a fraction of its cost (docs/testing.md). Every
+  statement of a test still commits for real, on a connection of its own.
+- Tests that share an expensive module-scoped fixture (a live gunicorn, the browser) stay on one worker
+  (``group_by_module``, for ``--dist loadgroup``), so that each such fixture starts once per run.
+- Statuses the app answered (read by tests/test_openapi.py's last test): every worker writes its own when it has run
+  all its tests, and ``gathered`` waits for the others' and merges them (``publish`` / ``gathered``).
+- ``cache_url_builders``: werkzeug compiles every URL rule's builder with ``ast`` and ``compile`` each time an app
+  is made; the tests make one app per test, so the code compiled for a rule is kept and reused (see there).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from werkzeug.routing.rules import Rule
+
+from duesflow.extensions import db
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", …; None when the tests run in one process
+# How long the last test waits for the other workers to finish theirs (the browser tests may still be running).
+GATHER_TIMEOUT = 1800.0
+
+
+# ---- a database per worker ---------------------------------------------------------------------------------
+
+
+def worker_database_url(base_url: str) -> str:
+    """``base_url`` itself in a single process; ``<database>_<worker>`` on the same server under xdist."""
+    if WORKER is None:
+        return base_url
+    url = make_url(base_url)
+    return url.set(database=f"{url.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+def create_worker_database(base_url: str, url: str) -> None:
+    if url == base_url:
+        return
+    name = make_url(url).database
+    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))  # a crashed run's leftover
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+
+
+def drop_worker_database(base_url: str, url: str) -> None:
+    if url == base_url:
+        return
+    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    engine.dispose()
+
+
+# ---- a clean database per test --------------------------------------------------------------------------------
+
+
+def clean_database() -> None:
+    """Empty every table of the models that holds a row and reset the sequences that were used.
+
+    Tables missing (a first test on this database, or a test that dropped them, as the migration tests do) are
+    created first.
+    """
+    with db.engine.connect() as connection:
+        try:
+            filled = _tables_with_rows(connection)
+        except DBAPIError:
+            connection.rollback()
+            db.metadata.create_all(connection)
+            filled = _tables_with_rows(connection)
+        for table in reversed(db.metadata.sorted_tables):
+            if table.name in filled:
+                connection.execute(table.delete())
+        if connection.dialect.name == "postgresql":
+            # RESTART IDENTITY's part: ids start at 1 again (setval is not transactional; nothing is rolled back)
+            connection.execute(text(
+                "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, 1, false) FROM pg_sequences "
+                "WHERE schemaname = current_schema() AND last_value IS NOT NULL"))
+        elif "sqlite_sequence" in filled:
+            connection.execute(text("DELETE FROM sqlite_sequence"))
+        connection.commit()
+
+
+def _tables_with_rows(connection: Connection) -> set[str]:
+    """The names of the models' tables that hold at least one row (one statement, whatever their number)."""
+    tables = [table.name for table in db.metadata.sorted_tables]
+    if connection.dialect.name == "sqlite":
+        exists = connection.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first()
+        tables += ["sqlite_sequence"] if exists else []
+    quote = connection.dialect.identifier_preparer.quote
+    probes = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {quote(name)})" for name in tables)
+    return set(connection.execute(text(probes)).scalars())
+
+
+# ---- xdist: tests sharing a module-scoped fixture stay together -----------------------------------------------
+
+_SHARED_SCOPES = {"module", "package", "class"}
+
+
+def group_by_module(items: Iterable[pytest.Item]) -> None:
+    """Mark every test that uses a module-, package- or class-scoped fixture (a live gunicorn, the browser …) with
+    its module as xdist group: under ``--dist loadgroup`` the module's tests then run on one worker, and the
+    fixture starts once, not once per worker."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group") is not None:
+            continue
+        scopes = {definition.scope for definitions in info.name2fixturedefs.values() for definition in definitions}
+        if scopes & _SHARED_SCOPES:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+# ---- statuses observed by every worker --------------------------------------------------------------------------
+
+
+def _exchange_directory(config: pytest.Config) -> Path | None:
+    """A directory shared by the workers of this run: the parent of their own temporary directories."""
+    if WORKER is None:
+        return None
+    return Path(config.option.basetemp).parent / "observed-statuses"
+
+
+def publish(config: pytest.Config, observed: set[tuple[str, str, int]]) -> None:
+    """A worker's statuses, written when it has run all its tests (pytest_sessionfinish)."""
+    directory = _exchange_directory(config)
+    if directory is None:
+        return
+    directory.mkdir(exist_ok=True)
+    partial = directory / f"{WORKER}.partial"
+    partial.write_text(json.dumps(sorted(observed)))
+    partial.rename(directory / f"{WORKER}.json")
+
+
+def gathered(config: pytest.Config, observed: set[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
+    """``observed`` (this process's statuses) and, under xdist, every other worker's, once each has finished."""
+    directory = _exchange_directory(config)
+    if directory is None:
+        return set(observed)
+    others = {f"gw{number}" for number in range(int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))} - {WORKER}
+    deadline = time.monotonic() + GATHER_TIMEOUT
+    while not all((directory / f"{worker}.json").exists() for worker in others):
+        assert time.monotonic() < deadline, f"workers {sorted(others)} did not all finish within {GATHER_TIMEOUT}s"
+        time.sleep(0.5)
+    merged = set(observed)
+    for worker in others:
+        merged |= {tuple(entry) for entry in json.loads((directory / f"{worker}.json").read_text())}
+    return merged  # type: ignore[return-value]
+
+
+# ---- werkzeug's URL builders, compiled once per rule shape ----------------------------------------------------
+
+
+def cache_url_builders() -> None:
+    """Keep the builder werkzeug compiles for each URL rule, keyed by what its code is made of.
+
+    ``Rule._compile_builder`` turns the rule's parsed parts (``_trace``) and its defaults into Python source (an
+    ``ast``) and compiles it: two per rule, about a hundred rules, a third of a test's own time on a fresh app.
+    The function it returns reads everything else (the converters) from the rule it is bound to, so one compiled
+    for the same parts, default names and default values serves every later rule of that shape.
+    """
+    compile_builder = Rule._compile_builder
+    if hasattr(compile_builder, "__wrapped__"):
+        return
+    builders: dict[Any, Any] = {}
+
+    @functools.wraps(compile_builder)
+    def cached(self: Rule, append_unknown: bool = True) -> Any:
+        defaults = self.defaults or {}
+        key = (tuple(self._trace), append_unknown, tuple(defaults),
+               tuple(self._converters[name].to_url(value) for name, value in defaults.items()
+                     if name in self._converters))
+        if key not in builders:
+            builders[key] = compile_builder(self, append_unknown)
+        return builders[key]
+
+    Rule._compile_builder = cached  # type: ignore[method-assign]
