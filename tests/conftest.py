@@ -250,7 +250,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "last: run after every other test (it reads what the session observed)")
-    config.addinivalue_line("markers", "slow: a browser, live-server, crash, fuzz, wheel or deployment-rehearsal test (deselect: -m 'not slow')")
+    config.addinivalue_line("markers", "slow: a browser, live-server, crash, fuzz, wheel or deployment-rehearsal test "
+                                       "(deselect: -m 'not slow')")
 
 
 @pytest.hookimpl(tryfirst=True)
