@@ -147,7 +147,8 @@ class _Metrics:
 
 
 class _DatabaseCollector:
-    """What the database knows, read at scrape time: payments by state, the outbox, usernames under attack."""
+    """What the database knows, read at scrape time: payments by state, the outbox, usernames under attack, the age
+    of the newest signed audit checkpoint."""
 
     def collect(self):  # noqa: ANN201 - a generator of prometheus metric families
         from prometheus_client.core import GaugeMetricFamily
@@ -175,8 +176,9 @@ class _DatabaseCollector:
             failures.add_metric([username], failure_count)
         yield clients
         yield failures
-        # The age of the last signed audit checkpoint (duesflow_audit_checkpoint_age_seconds) is yielded here by
-        # the signing branch's audit-checkpoint (issue 16), read from its checkpoints table.
+        yield GaugeMetricFamily("duesflow_audit_checkpoint_age_seconds",
+                                "Seconds since the newest signed audit checkpoint (+Inf: none was ever written)",
+                                value=metric_reads.checkpoint_age_seconds())
 
 
 def _allowed_networks(setting: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

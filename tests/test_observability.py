@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -278,3 +279,13 @@ def test_the_metrics_directory_is_one_per_server_start(two_workers: LiveServer, 
     made = observability.metrics_directory()
     assert made.name.startswith("duesflow-metrics-") and made.is_dir()
     assert str(made) == observability.os.environ[observability.MULTIPROC_ENV]
+
+
+def test_the_age_of_the_newest_audit_checkpoint_is_shown(client, runner, world):
+    never = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(never, "duesflow_audit_checkpoint_age_seconds") == float("inf")  # the alert fires: none was made
+
+    assert runner.invoke(args=["audit-checkpoint", "--out", os.devnull]).exit_code == 0
+    page = samples(client.get("/metrics").get_data(as_text=True))
+
+    assert 0 <= value(page, "duesflow_audit_checkpoint_age_seconds") < 60

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Notification, Payment
+from ..models import AuditCheckpoint, Notification, Payment
 from ..timeutil import utcnow
 from ..workflow import State
 from .throttle import usernames_under_attack
 
-__all__ = ["OutboxBacklog", "outbox_backlog", "payments_by_state", "usernames_under_attack"]
+__all__ = ["OutboxBacklog", "checkpoint_age_seconds", "outbox_backlog", "payments_by_state", "usernames_under_attack"]
 
 # The outbox rows still to be sent (sent and kept ones are history, and most of the table).
 BACKLOG_STATES = ("pending", "sending", "failed")
@@ -44,3 +44,10 @@ def outbox_backlog() -> OutboxBacklog:
         select(func.min(Notification.next_attempt_at)).where(Notification.state == "pending"))
     overdue = max(0.0, (utcnow() - oldest_due).total_seconds()) if oldest_due is not None else 0.0
     return OutboxBacklog(counts, overdue)
+
+
+def checkpoint_age_seconds() -> float:
+    """Seconds since the newest signed audit checkpoint (SPEC §8); infinite when none was ever written, so that the
+    alert on an old checkpoint also fires for a deployment that never made one. One look-up of the newest row."""
+    newest = db.session.scalar(select(AuditCheckpoint.created_at).order_by(AuditCheckpoint.id.desc()).limit(1))
+    return float("inf") if newest is None else max(0.0, (utcnow() - newest).total_seconds())
