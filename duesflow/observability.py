@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from flask import Flask, Response, abort, g, has_request_context, request
 
 from .errors_web import mask_personal_numbers
@@ -253,4 +254,9 @@ def _new_request_id() -> str:
 def _user_id() -> int | None:
     """The authenticated user of the request, if one was established (bearer token or web session)."""
     user = g.get("user") or request.environ.get("duesflow.web_user")
-    return getattr(user, "id", None)
+    if user is None:
+        return None
+    # The key from the identity map: after the request's commit the instance is expired, and reading ``user.id``
+    # would load the row again (a transaction and a SELECT per request, only for the log line).
+    identity = sqlalchemy.inspect(user).identity
+    return identity[0] if identity else None

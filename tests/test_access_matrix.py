@@ -80,7 +80,7 @@ class Row:
 
     @property
     def page(self) -> bool:
-        return not (self.rule.startswith("/api/") or self.rule == "/healthz")
+        return not (self.rule.startswith("/api/") or self.rule in ("/healthz", "/metrics"))
 
 
 def _pair(value: str | int) -> tuple[str, str]:
@@ -189,6 +189,8 @@ API_ROWS = [
     row("POST", f"{API}/receipts/verify-document", "", NONE, 422, 422, 422, 422, 422, 422),
     row("GET", f"{API}/openapi.json", "", NONE, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx"),
     row("GET", "/healthz", "", NONE, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx"),
+    # by address, not by account (DUESFLOW_METRICS_ALLOW, loopback here; tests/test_observability.py refuses others)
+    row("GET", "/metrics", "", NONE, "2xx", "2xx", "2xx", "2xx", "2xx", "2xx"),
     row("POST", f"{API}/direct-remittances", "", NONE, 401, 403, 403, 403, "2xx", 403,
         body={"remitter_name": "赵六", "amount": "500", "received_on": beijing_today().isoformat()}),
     row("GET", f"{API}/direct-remittances", "", NONE, 401, 403, 403, 403, "2xx", 403),

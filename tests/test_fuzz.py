@@ -40,6 +40,14 @@ from duesflow.models import Receipt, User
 from duesflow.services import auth
 
 FUZZ_EXAMPLES = int(os.environ.get("DUESFLOW_FUZZ_EXAMPLES", "4"))
+
+# Bodies for verify-document (application/pdf, which schemathesis cannot make by itself): random bytes, bytes that
+# start like a PDF, and a broken PDF; the endpoint must answer each with its documented statuses, never a 500.
+schemathesis.openapi.media_type("application/pdf", st.one_of(
+    st.binary(max_size=512),
+    st.binary(max_size=512).map(lambda tail: b"%PDF-1.7\n" + tail),
+    st.just(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF"),
+))
 # Admin last: it may deactivate other accounts. A role's token is issued afresh for every request, so a logout or
 # a deactivation by an earlier request cannot silence the rest of the run.
 ROLES = [None, "member", "clerk", "tiedong", "central", "admin"]

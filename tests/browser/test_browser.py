@@ -250,7 +250,7 @@ def test_a_wrong_password_is_refused_at_the_login_page(visit):
 def test_a_clerk_finds_a_member_by_id_number_without_it_entering_the_url_and_central_sees_the_phone_view(visit):
     clerk = visit("clerk", "search")
     clerk.goto("/members")
-    clerk.page.fill("#q", "220302199001051231")
+    clerk.page.fill("#id_number", "220302199001051231")
     clerk.page.click("form.search button")
     expect(clerk.page.locator("table.list")).to_contain_text("张建国")
     expect(clerk.page.locator("table.list")).not_to_contain_text("李秀兰")
