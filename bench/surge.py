@@ -90,6 +90,7 @@ def build_tree(app: Any, options: argparse.Namespace, collecting: int) -> Tree:
     from sqlalchemy import insert, text
 
     from duesflow.extensions import db
+    from duesflow.identity import fold_username
     from duesflow.models import Member, Org, User, utcnow
     from duesflow.personal_data import data_keys
 
@@ -130,7 +131,8 @@ def build_tree(app: Any, options: argparse.Namespace, collecting: int) -> Tree:
     users += [{"username": name, "password_hash": password_hash, "role": "clerk", "org_id": org}
               for org, name in tree.clerks.items()]
     for user in users:
-        user.update(active=True, auth_version=1, created_at=now, member_id=None)
+        user.update(username_folded=fold_username(user["username"]), active=True, auth_version=1, created_at=now,
+                    member_id=None)
     with app.app_context():
         keys = data_keys()
     rng = random.Random(15)

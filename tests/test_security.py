@@ -328,7 +328,8 @@ def test_refused_member_data_is_not_echoed_in_error_messages(api, client, world,
         api.post("/members", "clerk", json={"name": "张三", "id_number": bad_id, "phone": bad_phone}),
         api.post("/members", "clerk", json={"name": "张三", "id_number": 220302199001051232}),
         api.patch(f"/members/{world.members['zhang'].id}", "clerk", json={"id_number": bad_id, "email": PHONE}),
-        api.post("/members", "clerk", data=f'{{"name": "张三", "id_number": "{ID_NUMBER}",'),
+        api.post("/members", "clerk", data=f'{{"name": "张三", "id_number": "{ID_NUMBER}",',
+                 content_type="application/json"),
         api.post("/members", "tiedong", json={"name": "张三", "id_number": ID_NUMBER, "phone": PHONE}),
     ]
     assert [answer.status_code for answer in answers] == [422, 422, 422, 400, 403]
