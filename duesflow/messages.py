@@ -1,10 +1,9 @@
-"""The messages of a refused input as people read them: marshmallow's messages in the pages' language, and the
-field an error that names none belongs to. Used by the pages and by the spreadsheet imports (views and services
-alike), so it lives below both."""
+"""The messages of a refused input as people read them, flat per field (``schemas.load`` has already put
+marshmallow's messages in Chinese), and the field an error that names none belongs to. Used by the pages and by
+the spreadsheet imports (views and services alike), so it lives below both."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from .errors import (
@@ -25,31 +24,9 @@ FIELD_OF_ERROR: dict[type[DomainError], str] = {
     DirectPaymentRefused: "member_id",
 }
 
-# marshmallow's own messages (the API keeps them as they are), in the pages' language.
-_TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^(Missing data for required field|Field may not be null)\.$"), "此项必填。"),
-    (re.compile(r"^Shorter than minimum length 1\.$"), "此项必填。"),
-    (re.compile(r"^Length must be between 1 and (\d+)\.$"), r"此项必填，且不能超过 \1 个字符。"),
-    (re.compile(r"^Length must be between (\d+) and (\d+)\.$"), r"长度须为 \1 到 \2 个字符。"),
-    (re.compile(r"^Longer than maximum length (\d+)\.$"), r"不能超过 \1 个字符。"),
-    (re.compile(r"^Not a valid integer\.$"), "请选择或填写有效的编号。"),
-    (re.compile(r"^Not a valid email address\.$"), "电子邮件地址格式不正确。"),
-    (re.compile(r"^Must be one of: .*$"), "请从所列选项中选择。"),
-    (re.compile(r"^Must be greater than or equal to .*$"), "请选择或填写有效的编号。"),
-    (re.compile(r"^Unknown field\.$"), "不接受此项。"),
-]
-
-
-def _translated(message: str) -> str:
-    for pattern, replacement in _TRANSLATIONS:
-        if pattern.match(message):
-            return pattern.sub(replacement, message)
-    return message
-
-
 def _flatten(messages: Any) -> list[str]:
     if isinstance(messages, str):
-        return [_translated(messages)]
+        return [messages]
     if isinstance(messages, dict):
         return [text for value in messages.values() for text in _flatten(value)]
     return [text for value in messages for text in _flatten(value)]
@@ -61,7 +38,7 @@ def owner_field(error: DomainError) -> str | None:
 
 
 def field_messages(error: DomainError) -> dict[str, list[str]]:
-    """The error's messages per field, translated and flat; an error that names no field is put at its owner."""
+    """The error's messages per field, flat; an error that names no field is put at its owner."""
     fields = {name: _flatten(messages) for name, messages in (error.fields or {}).items()}
     owner = owner_field(error)
     if owner is not None:
