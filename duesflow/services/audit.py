@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from flask import current_app, g
 from sqlalchemy import Text, bindparam, cast, insert, or_, select, type_coerce, update
@@ -110,6 +110,15 @@ class _PaymentLike(Protocol):
     grassroots_org_id: int
 
 
+class PaymentRef(NamedTuple):
+    """What an event needs of a payment changed with Core (batch entry, transfers): no ORM object per row."""
+
+    id: int
+    state: str
+    holder_org_id: int
+    grassroots_org_id: int
+
+
 class _ActorLike(Protocol):
     id: int
 
@@ -126,16 +135,6 @@ class EventDraft:
     from_org_id: int | None
     note: str | None = None
     details: dict[str, Any] | None = None
-
-
-class _Row:
-    """The column values of one event about to be inserted; ``event_hash`` reads them as attributes."""
-
-    __slots__ = ("chain", "position", "payment_id", "action", "from_state", "to_state", "from_org_id", "to_org_id",
-                 "actor_id", "note", "details", "at", "prev_hash", "hash")
-
-    def values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @functools.cache
@@ -173,21 +172,24 @@ def append_events(drafts: Sequence[EventDraft]) -> None:
     for draft in drafts:
         by_chain.setdefault(chain_key(draft.payment.grassroots_org_id), []).append(draft)
     at = utcnow()
-    rows: list[_Row] = []
+    stamp = at.isoformat()
+    sha256 = hashlib.sha256
+    rows: list[dict[str, Any]] = []
     heads: list[dict[str, str]] = []
     for chain in sorted(by_chain):
         position, prev = _reserve(chain, len(by_chain[chain]))
         for draft in by_chain[chain]:
-            row = _Row()
-            row.chain, row.position, row.payment_id, row.action = chain, position, draft.payment.id, draft.action
-            row.from_state, row.to_state = draft.from_state, draft.payment.state
-            row.from_org_id, row.to_org_id = draft.from_org_id, draft.payment.holder_org_id
-            row.actor_id, row.note, row.details, row.at = draft.actor.id, draft.note, draft.details or {}, at
-            row.prev_hash, row.hash = prev, event_hash(prev, row)
-            prev, position = row.hash, position + 1
-            rows.append(row)
+            payment, details, actor_id = draft.payment, draft.details or {}, draft.actor.id
+            digest = sha256((prev + _content_of(
+                chain, payment.id, draft.action, draft.from_state, payment.state, draft.from_org_id,
+                payment.holder_org_id, actor_id, draft.note, details, stamp)).encode()).hexdigest()
+            rows.append({"chain": chain, "position": position, "payment_id": payment.id, "action": draft.action,
+                         "from_state": draft.from_state, "to_state": payment.state,
+                         "from_org_id": draft.from_org_id, "to_org_id": payment.holder_org_id, "actor_id": actor_id,
+                         "note": draft.note, "details": details, "at": at, "prev_hash": prev, "hash": digest})
+            prev, position = digest, position + 1
         heads.append({"head_chain": chain, "head_hash": prev})
-    db.session.execute(_INSERT_EVENTS, [row.values() for row in rows])
+    db.session.execute(_INSERT_EVENTS, rows)
     db.session.execute(_MOVE_HEADS, heads)
 
 

@@ -36,7 +36,7 @@ from ..schemas import load, shared
 from ..spreadsheets import Layout, Sheet, read_sheet
 from ..timeutil import beijing_today
 from ..workflow import State
-from .audit import EventDraft, append_events
+from .audit import EventDraft, PaymentRef, append_events
 from .payments import NO_SUCH_MEMBER, PAYMENT_RULES, PaymentInput, recording_org
 
 # Accepted column headers (Chinese or English) and the field each one fills; the template uses the first
@@ -228,10 +228,8 @@ def _insert(clerk: User, org: Org, inputs: list[PaymentInput]) -> list[int]:
         for payment_id, payment in zip(ids, inputs, strict=True)
     ])
     append_events([
-        EventDraft(payment=Payment(id=payment_id, state=recorded, holder_org_id=org.id, grassroots_org_id=org.id,
-                                   member_id=payment.member_id),
-                   action="record", actor=clerk, from_state=None, from_org_id=None,
-                   details={"amount": format_amount(payment.amount)})
+        EventDraft(payment=PaymentRef(payment_id, recorded, org.id, org.id), action="record", actor=clerk,
+                   from_state=None, from_org_id=None, details={"amount": format_amount(payment.amount)})
         for payment_id, payment in zip(ids, inputs, strict=True)
     ])
     return ids
