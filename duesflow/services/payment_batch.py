@@ -175,6 +175,8 @@ def _loaded(body: Any, problems: dict[str, list[str]]) -> dict[str, Any]:
     if not isinstance(body, dict):
         problems["_schema"] = ["每行须为一个 JSON 对象。"]
         return {}
+    if not problems and (data := schemas.well_formed_batch_row(body)) is not None:
+        return data
     try:
         return load(schemas.PaymentBatchRow, body)
     except DomainError as error:
