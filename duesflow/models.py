@@ -491,9 +491,8 @@ class Transfer(db.Model):
 
     from_org: Mapped[Org] = relationship(foreign_keys=[from_org_id])
     to_org: Mapped[Org] = relationship(foreign_keys=[to_org_id])
-    items: Mapped[list[TransferItem]] = relationship(
-        back_populates="transfer", order_by="TransferItem.payment_id", lazy="selectin"
-    )
+    # loaded only when asked for (the printed list): up to 10,000 items, not for every receipt or confirmation
+    items: Mapped[list[TransferItem]] = relationship(back_populates="transfer", order_by="TransferItem.payment_id")
     discrepancies: Mapped[list[TransferDiscrepancy]] = relationship(
         order_by="TransferDiscrepancy.id", lazy="selectin"
     )

@@ -375,6 +375,53 @@ class PaymentBatchRow(PaymentCreate):
             raise ValidationError("请填写党员编号或身份证号码（只填其一）。", "member_id")
 
 
+_BATCH_ROW_FIELDS = frozenset({"member_id", "id_number", "amount", "collected_on", "method", "regular_dues_paid",
+                                "note"})
+
+
+def well_formed_batch_row(body: Any) -> dict[str, Any] | None:
+    """What ``PaymentBatchRow`` loads from ``body`` when the row is plainly well formed (the shapes a spreadsheet or
+    a client sends), without the schema's per-field machinery (a quarter of batch entry's time at 10,000 rows);
+    None when the row is anything else, so that the schema loads it and says what is wrong in its own words.
+    tests/test_payment_batch.py holds the two equal."""
+    if type(body) is not dict or not body.keys() <= _BATCH_ROW_FIELDS:
+        return None
+    member_id, id_number = body.get("member_id"), body.get("id_number")
+    amount, collected_on = body.get("amount"), body.get("collected_on")
+    method, paid = body.get("method"), body.get("regular_dues_paid")
+    if (type(collected_on) is not str or len(collected_on) != 10 or type(method) is not str
+            or method not in PAYMENT_METHODS or type(paid) is not bool or amount is None
+            or ("member_id" in body) == ("id_number" in body)):
+        return None
+    try:
+        data = {"amount": parse_amount(amount), "collected_on": dt.date.fromisoformat(collected_on),
+                "method": method, "regular_dues_paid": paid}
+    except ValueError:
+        return None
+    if "member_id" in body:
+        if type(member_id) is not int or not 1 <= member_id <= MAX_ID:
+            return None
+        data["member_id"] = member_id
+    else:
+        if type(id_number) is not str or "\x00" in id_number:
+            return None
+        try:
+            number = identity.validate_resident_id(id_number.strip())
+        except ValueError:
+            return None
+        if not 1 <= len(number) <= 18:
+            return None
+        data["id_number"] = number
+    if "note" in body:
+        note = body["note"]
+        if note is not None:
+            if type(note) is not str or "\x00" in note or len(note.strip()) > 500:
+                return None
+            note = note.strip()
+        data["note"] = note
+    return data
+
+
 class PaymentBatch(Input):
     """Batch entry as JSON; a CSV or XLSX upload (multipart field ``file``) carries the same columns."""
 

@@ -221,3 +221,43 @@ def test_the_openapi_document_describes_batch_entry_and_transfer_confirmation(ap
     assert {"201", "403", "409", "413", "422"} <= set(batch["responses"])
     confirm = paths["/api/v1/transfers/{transfer_id}/confirm"]["post"]
     assert {"200", "403", "404", "409"} <= set(confirm["responses"])
+
+
+WELL_FORMED = [
+    row(member_id=7), row(member_id=2**31 - 1, note="  收据寄单位  "), row(member_id=1, note=None),
+    row(member_id=3, note=""), {**row(member_id=5), "amount": 1000}, {**row(member_id=5), "amount": "1000.5"},
+    row(id_number=" 220302199001051231 "), row(id_number="220302199001051231", note="x" * 500),
+]
+REFUSED = [
+    "not a row", row(), row(member_id=1, id_number="220302199001051231"), row(member_id=None),
+    row(member_id=True), row(member_id=0), row(member_id=2**31), row(member_id="7"), row(member_id=1, extra=1),
+    {**row(member_id=1), "amount": "abc"}, {**row(member_id=1), "amount": None}, {**row(member_id=1), "amount": True},
+    {**row(member_id=1), "amount": "1000.001"}, {**row(member_id=1), "collected_on": "2026-13-01"},
+    {**row(member_id=1), "collected_on": 20261201}, {**row(member_id=1), "method": "cash "},
+    {**row(member_id=1), "method": "现金"}, {**row(member_id=1), "regular_dues_paid": "true"},
+    {**row(member_id=1), "regular_dues_paid": 1}, row(member_id=1, note="x" * 501), row(member_id=1, note="a\x00"),
+    row(member_id=1, note=5), row(id_number="220302199001051232"), row(id_number=""), row(id_number=None),
+    row(id_number=220302199001051231), {key: value for key, value in row(member_id=1).items() if key != "method"},
+]
+
+
+@pytest.mark.parametrize("body", WELL_FORMED)
+def test_the_fast_check_of_a_well_formed_row_loads_what_the_schema_loads(app: Any, body: dict[str, Any]) -> None:
+    from duesflow.schemas import PaymentBatchRow, shared, well_formed_batch_row
+
+    expected = shared(PaymentBatchRow).load(body)
+    assert well_formed_batch_row(body) == expected
+    assert {name: type(value) for name, value in well_formed_batch_row(body).items()} == {
+        name: type(value) for name, value in expected.items()}
+
+
+@pytest.mark.parametrize("body", REFUSED)
+def test_the_fast_check_leaves_every_other_row_to_the_schema(app: Any, body: Any) -> None:
+    from marshmallow import ValidationError
+
+    from duesflow.schemas import PaymentBatchRow, shared, well_formed_batch_row
+
+    assert well_formed_batch_row(body) is None
+    if isinstance(body, dict) and body.get("id_number") != "220302199001051231":
+        with pytest.raises(ValidationError):
+            shared(PaymentBatchRow).load(body)

@@ -15,6 +15,7 @@ from ..services.transfers import (
     confirm_transfer,
     create_transfer,
     receive_transfer,
+    transfer_payment_ids,
     visible_transfers,
 )
 from . import bp
@@ -30,7 +31,7 @@ def transfer_view(transfer: Transfer) -> dict[str, Any]:
         "id": transfer.id, "from_org": org_ref(transfer.from_org), "to_org": org_ref(transfer.to_org),
         "count": transfer.count, "total": transfer.total, "bank_reference": transfer.bank_reference,
         "note": transfer.note, "state": transfer.state,
-        "payment_ids": [item.payment_id for item in transfer.items],
+        "payment_ids": transfer_payment_ids(transfer),
         "created_by": {"id": created_by.id, "username": created_by.username}, "created_at": transfer.created_at,
         "amount_received": transfer.amount_received, "received_at": transfer.received_at,
         "discrepancies": [

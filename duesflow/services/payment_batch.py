@@ -36,7 +36,7 @@ from ..schemas import load, shared
 from ..spreadsheets import Layout, Sheet, read_sheet
 from ..timeutil import beijing_today
 from ..workflow import State
-from .audit import EventDraft, append_events
+from .audit import EventDraft, PaymentRef, append_events
 from .payments import NO_SUCH_MEMBER, PAYMENT_RULES, PaymentInput, recording_org
 
 # Accepted column headers (Chinese or English) and the field each one fills; the template uses the first
@@ -175,6 +175,8 @@ def _loaded(body: Any, problems: dict[str, list[str]]) -> dict[str, Any]:
     if not isinstance(body, dict):
         problems["_schema"] = ["每行须为一个 JSON 对象。"]
         return {}
+    if not problems and (data := schemas.well_formed_batch_row(body)) is not None:
+        return data
     try:
         return load(schemas.PaymentBatchRow, body)
     except DomainError as error:
@@ -228,10 +230,8 @@ def _insert(clerk: User, org: Org, inputs: list[PaymentInput]) -> list[int]:
         for payment_id, payment in zip(ids, inputs, strict=True)
     ])
     append_events([
-        EventDraft(payment=Payment(id=payment_id, state=recorded, holder_org_id=org.id, grassroots_org_id=org.id,
-                                   member_id=payment.member_id),
-                   action="record", actor=clerk, from_state=None, from_org_id=None,
-                   details={"amount": format_amount(payment.amount)})
+        EventDraft(payment=PaymentRef(payment_id, recorded, org.id, org.id), action="record", actor=clerk,
+                   from_state=None, from_org_id=None, details={"amount": format_amount(payment.amount)})
         for payment_id, payment in zip(ids, inputs, strict=True)
     ])
     return ids
