@@ -281,14 +281,36 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "last: run after every other test (it reads what the session observed)")
     config.addinivalue_line("markers", "slow: a browser, live-server, crash, fuzz, wheel or deployment-rehearsal test "
                                        "(deselect: -m 'not slow')")
+    config.addinivalue_line("markers", "engine_independent: proves the same on every database engine, so it runs on "
+                                       "the SQLite run only (deselected when DUESFLOW_TEST_DATABASE_URL is set); "
+                                       "every test that uses no database fixture has it (docs/testing.md)")
+
+
+def engine_independent(item: pytest.Item) -> bool:
+    """A test that uses no database fixture (``database_url``, directly or through ``app``, ``world`` …), does not
+    read the PostgreSQL URL itself (its module has no ``PG_URL``: the wheel, the deployment rehearsals) and does not
+    read what the other tests of its run did (``last``); or one marked so by hand."""
+    if item.get_closest_marker("engine_independent") is not None:
+        return True
+    module = getattr(item, "module", None)
+    return ("database_url" not in getattr(item, "fixturenames", ("database_url",))
+            and not hasattr(module, "PG_URL") and item.get_closest_marker("last") is None)
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``last`` run after all the others, whatever their file is called; tests on a live server are
-    ``slow``; tests sharing a module-scoped fixture form one xdist group."""
+    ``slow``; tests sharing a module-scoped fixture form one xdist group; on PostgreSQL the engine-independent
+    tests are deselected (they ran on SQLite)."""
     for item in items:
         if {"live_server", "live_api"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if engine_independent(item):
+            item.add_marker(pytest.mark.engine_independent)
+    if PG_URL:
+        once = [item for item in items if item.get_closest_marker("engine_independent") is not None]
+        if once:
+            config.hook.pytest_deselected(items=once)
+            items[:] = [item for item in items if item.get_closest_marker("engine_independent") is None]
     parallel.group_by_module(items)
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
