@@ -133,9 +133,9 @@ def take_snapshot(connection: Connection) -> Snapshot:
         for table in db.metadata.sorted_tables if table.name in filled)
     sequences: tuple[tuple[str, int], ...] = ()
     if connection.dialect.name == "postgresql":
-        sequences = tuple(connection.execute(text(
+        sequences = tuple((name, value) for name, value in connection.execute(text(
             "SELECT format('%I.%I', schemaname, sequencename), last_value FROM pg_sequences "
-            "WHERE schemaname = current_schema() AND last_value IS NOT NULL")).tuples())
+            "WHERE schemaname = current_schema() AND last_value IS NOT NULL")))
     return Snapshot(rows, sequences)
 
 
