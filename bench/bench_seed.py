@@ -80,7 +80,7 @@ from duesflow.models import (
 from duesflow.money import format_amount
 from duesflow.receipts.pdf import chinese_date
 from duesflow.services import auth
-from duesflow.services.audit import GENESIS_HASH, chain_key, event_hash
+from duesflow.services.audit import GENESIS_HASH, PAYMENT_COUNTS, chain_key, count_move, event_hash
 from duesflow.services.orgs import load_channel_seed, seed_orgs
 from duesflow.services.payments import CORRECTION_LABELS, EARLIEST_COLLECTION
 from duesflow.services.receipts import CODE_ALPHABET, CODE_LENGTH, receipt_number
@@ -855,6 +855,7 @@ class _Recorder:
         self.staff = staff
         self.ids = ids
         self.heads: dict[str, tuple[int, str]] = {}  # chain -> (length, newest hash)
+        self.payment_counts: dict[str, Counter[str]] = {}  # chain -> state -> payments, as the heads keep them
         self.sequences: dict[int, int] = {}
         self.pending: list[_Step] = []
         self.events: list[tuple[Any, ...]] = []
@@ -898,6 +899,7 @@ class _Recorder:
         length, prev = self.heads.get(taken.chain, (0, GENESIS_HASH))
         new_hash = event_hash(prev, taken)
         self.heads[taken.chain] = (length + 1, new_hash)
+        count_move(self.payment_counts.setdefault(taken.chain, Counter()), taken.from_state, taken.to_state)
         event_id = self.ids.event
         self.ids.event = event_id + 1
         self.events.append((event_id, taken.payment_id, action, taken.from_state, taken.to_state, taken.from_org_id,
@@ -1342,8 +1344,10 @@ def _finish(connection: Connection, recorder: _Recorder) -> None:
     dialect = connection.dialect.name
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     if recorder.heads:  # bench-seed only fills a database without payments, so no chain exists yet
-        connection.execute(insert(AuditHead), [{"chain": chain, "length": length, "last_hash": last_hash}
-                                               for chain, (length, last_hash) in recorder.heads.items()])
+        connection.execute(insert(AuditHead), [
+            {"chain": chain, "length": length, "last_hash": last_hash,
+             **{column.name: recorder.payment_counts[chain][state] for state, column in PAYMENT_COUNTS.items()}}
+            for chain, (length, last_hash) in recorder.heads.items()])
     for year, last in recorder.sequences.items():
         sequence = upsert(ReceiptSequence).values(year=year, last_number=last)
         connection.execute(sequence.on_conflict_do_update(

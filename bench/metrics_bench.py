@@ -1,14 +1,18 @@
-"""What a /metrics scrape costs on a large database (issue 18): payments by state from the state index, against
-the same grouped count read from the table (the floor it avoids), and a whole scrape, in process.
+"""What a /metrics scrape costs on a large database (issue 18): payments by state as the scrape reads them now (the
+sums of the counts on the audit chain heads, one row per grassroots org), against the grouped count over
+ix_payments_state it read before and the same count read from the table, and a whole scrape, in process.
 
     DUESFLOW_DATABASE_URL=sqlite:////tmp/duesflow-bench-1m.sqlite python bench/metrics_bench.py
     DUESFLOW_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/duesflow_bench_1m python bench/metrics_bench.py
 
 The database is one made by ``python bench/bench_seed.py`` (upgraded to the current schema here, which builds
-ix_payments_state when it is missing), or an empty one that ``--fill N`` fills with N payment rows in the states
-bench-seed gives a million (its SQLite run in BENCHMARKS.md), one committee and member, in one statement: what a
-scrape reads is the state index, whose size depends on the number of payments only. Each measurement runs
-``--runs`` times after a warm-up; medians are printed, with the plan each engine chose.
+ix_payments_state and fills the heads' counts when they are missing), or an empty one that ``--fill N`` fills with N
+payment rows in the states bench-seed gives a million (its SQLite run in BENCHMARKS.md), one committee and member,
+in one statement, and ``--committees`` chain heads (bench-seed's ~2,000 orgs hold 1,678 grassroots committees)
+sharing their counts: the old count reads the state index, whose size depends on the number of payments only; the
+new sum reads the heads, one per committee. The three ways are run in turns, ``--runs`` times after a warm-up;
+medians of wall-clock and of this process's CPU time are printed (SQLite runs in the process; PostgreSQL's work is
+the server's, so its CPU time here is only the client's), with the plan each engine chose for the old count.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from flask_migrate import upgrade
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from duesflow import create_app
 from duesflow.extensions import db
@@ -31,10 +35,12 @@ BENCH_SEED_STATES = {"recorded": 1_655, "in_review": 9_344, "at_central": 4_280,
                      "returned": 38, "rejected": 3_227, "refunded": 17_239, "withdrawn": 16_902}
 
 
-def fill(payments: int) -> None:
-    """``payments`` rows in bench-seed's proportions of states, on an empty database."""
-    from duesflow.models import Member, Payment
+def fill(payments: int, committees: int) -> None:
+    """``payments`` rows in bench-seed's proportions of states, on an empty database, and ``committees`` chain heads
+    whose counts add up to them (the committee's own and the others', which hold no events)."""
+    from duesflow.models import AuditHead, Member, Payment
     from duesflow.services import orgs, users
+    from duesflow.services.audit import GENESIS_HASH, PAYMENT_COUNTS, chain_key, counted_payments
     from duesflow.workflow import OrgKind
 
     if db.session.scalar(select(func.count()).select_from(Payment)):
@@ -61,36 +67,48 @@ def fill(payments: int) -> None:
         f"SELECT :member, :org, :org, {state}, 1000.00, '2026-01-05', 'cash', true, :clerk, "
         "'2026-01-05 02:00:00.000000', '2026-01-05 02:00:00.000000', 1 FROM " + numbers),
         {"n": payments, "member": member.id, "org": committee.id, "clerk": clerk.id})
+    counted = counted_payments()[chain_key(committee.id)]
+    chains = [chain_key(committee.id), *(f"bench-{n}" for n in range(1, committees))]
+    db.session.execute(insert(AuditHead), [
+        {"chain": chain, "length": 0, "last_hash": GENESIS_HASH,
+         **{column.name: counted[state] // committees + (index < counted[state] % committees)
+            for state, column in PAYMENT_COUNTS.items()}}
+        for index, chain in enumerate(chains)])
     db.session.commit()
 
 
-def median_ms(call: Callable[[], object], runs: int) -> float:
-    call()
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
+def in_turns(calls: dict[str, Callable[[], object]], runs: int) -> dict[str, tuple[float, float]]:
+    """Each call's median wall-clock and CPU milliseconds, the calls taking turns, after one warm-up each."""
+    for call in calls.values():
         call()
-        timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
+    timings: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            call()
+            timings[name].append(((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000))
+    return {name: (statistics.median(t[0] for t in runs_of), statistics.median(t[1] for t in runs_of))
+            for name, runs_of in timings.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--fill", type=int, default=0, help="first fill an empty database with this many payments")
+    parser.add_argument("--committees", type=int, default=1678, help="--fill: how many chain heads share the counts")
     args = parser.parse_args()
     app = create_app()
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
         if args.fill:
-            fill(args.fill)
+            fill(args.fill, args.committees)
         engine = db.engine.dialect.name
         connection = db.session.connection()
         if engine == "postgresql":
             db.session.commit()
             raw = db.engine.raw_connection()  # VACUUM runs outside a transaction, past the app's engine hooks
             raw.driver_connection.autocommit = True
-            raw.cursor().execute("VACUUM (ANALYZE) payments")  # what autovacuum does after a bulk load
+            raw.cursor().execute("VACUUM (ANALYZE) payments, audit_heads")  # what autovacuum does after a bulk load
             raw.close()
             connection = db.session.connection()
             plan = [row[0] for row in connection.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {GROUPED}"))]
@@ -100,6 +118,9 @@ def main() -> None:
             plan = [str(row[-1]) for row in connection.execute(text(f"EXPLAIN QUERY PLAN {GROUPED}"))]
             table_scan = ""
         total = sum(metrics.payments_by_state().values())
+        by_index = {state: count for state, count in db.session.execute(text(GROUPED))}
+        assert {state: count for state, count in metrics.payments_by_state().items() if count} == by_index
+        heads = db.session.scalar(text("SELECT count(*) FROM audit_heads"))
 
         def through_the_table() -> object:
             if engine == "postgresql":
@@ -110,16 +131,23 @@ def main() -> None:
                 return rows
             return db.session.execute(text("SELECT state, count(*) FROM payments NOT INDEXED GROUP BY state")).all()
 
-        by_index = median_ms(metrics.payments_by_state, args.runs)
-        by_table = median_ms(through_the_table, args.runs)
         client = app.test_client()
-        scrape = median_ms(lambda: client.get("/metrics"), args.runs)
-        print(f"engine {engine}, {total:,} payments, {args.runs} runs each, medians:")
-        print(f"  payments by state from ix_payments_state   {by_index:8.1f} ms")
-        print(f"  the same grouped count through the table    {by_table:8.1f} ms  (index / table = "
-              f"{by_index / by_table:.2f})")
-        print(f"  a whole /metrics scrape, in process         {scrape:8.1f} ms")
-        print("  plan:", " | ".join(line.strip() for line in plan))
+        medians = in_turns({
+            "heads": metrics.payments_by_state,
+            "index": lambda: db.session.execute(text(GROUPED)).all(),
+            "table": through_the_table,
+            "scrape": lambda: client.get("/metrics"),
+        }, args.runs)
+        print(f"engine {engine}, {total:,} payments, {heads:,} chain heads, {args.runs} runs each in turns, "
+              "medians (wall ms / this process's CPU ms):")
+        for name, label in (("heads", "payments by state: sums over the chain heads"),
+                            ("index", "before: grouped count from ix_payments_state"),
+                            ("table", "the same grouped count through the table"),
+                            ("scrape", "a whole /metrics scrape, in process")):
+            wall, cpu = medians[name]
+            print(f"  {label:48} {wall:9.2f} / {cpu:9.2f}")
+        print(f"  heads / index (wall) = {medians['heads'][0] / medians['index'][0]:.4f}")
+        print("  plan of the old count:", " | ".join(line.strip() for line in plan))
 
 
 if __name__ == "__main__":

@@ -41,14 +41,14 @@ from pathlib import Path
 
 from reportlab.lib.pagesizes import A5, landscape
 from reportlab.pdfgen.canvas import Canvas
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from duesflow import create_app  # noqa: E402
 from duesflow.demo import load_demo  # noqa: E402
 from duesflow.extensions import db  # noqa: E402
-from duesflow.models import Member, Payment, Receipt, User  # noqa: E402
+from duesflow.models import AuditHead, Member, Payment, Receipt, User  # noqa: E402
 from duesflow.receipts.batch import render_to_files  # noqa: E402
 from duesflow.receipts.capitals import PREFIX, format_yuan, to_capitals  # noqa: E402
 from duesflow.receipts.pdf import (  # noqa: E402
@@ -60,6 +60,7 @@ from duesflow.receipts.pdf import (  # noqa: E402
     signature_block_lines,
 )
 from duesflow.receipts.signature import SigningKey  # noqa: E402
+from duesflow.services import audit  # noqa: E402
 from duesflow.services.receipt_documents import (  # noqa: E402
     content_for,
     count_live_receipts,
@@ -206,6 +207,10 @@ def fill(database_url: str, count: int) -> tuple[int, int]:
                 "sequence": start + n + 1, "verification_code": new_verification_code(), "version": 1,
                 "issued_on": today, "voided": False,
             } for n, payment_id in zip(batch, ids, strict=True)])
+        receipted = audit.PAYMENT_COUNTS["receipted"]  # the chain head counts them, as if they had events
+        moved = db.session.execute(update(AuditHead).where(AuditHead.chain == audit.chain_key(street.org_id))
+                                   .values({receipted: receipted + count}))
+        assert moved.rowcount == 1  # the demo recorded payments of this committee, so its chain has a head
         db.session.commit()
         return today.year, count_live_receipts(today.year)
 

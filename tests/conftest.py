@@ -12,7 +12,7 @@ from typing import Any
 
 import parallel
 import pytest
-from flask import Flask, Response, request, request_finished
+from flask import Flask, Response, g, request, request_finished
 from flask.testing import FlaskClient
 from marshmallow import Schema
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from duesflow.api import framework
 from duesflow.api import payments as payments_api
 from duesflow.extensions import db
 from duesflow.models import Member, Org, Payment, User
+from duesflow.services import audit
 from duesflow.services import orgs as org_service
 from duesflow.services import users as user_service
 from duesflow.timeutil import beijing_today
@@ -255,6 +256,26 @@ def _dumps_checked_against_marshmallow(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(payments_api, "dumper", checked)
 
 
+# ---- after every test on a database: the audit heads count the payments by state as they are -------------
+
+
+@pytest.fixture(autouse=True)
+def _payment_counts_checked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What /metrics sums, each chain head's count of its payments in each state, equals the payments' own grouped
+    count once the test is done, whatever it did: so the whole suite proves that every path that records, moves or
+    removes a payment keeps the counts (services/audit.py). Tests that change the database behind the service's
+    back on purpose say so with the ``payment_counts_unchecked`` mark."""
+    if "app" not in request.fixturenames or request.node.get_closest_marker("payment_counts_unchecked"):
+        yield
+        return
+    app = request.getfixturevalue("app")
+    yield
+    with app.app_context():  # a session of its own: what the test committed, whatever its session holds
+        g.read_only = True  # SQLite: a plain BEGIN, which does not wait for a write transaction the test left open
+        problem = audit.check_payment_counts(audit.counted_payments())
+    assert problem is None, f"the payment counts drifted: {problem}"
+
+
 # ---- every (route, method, status) the app answered in this session, read by tests/test_openapi.py ------
 
 OBSERVED_STATUSES: set[tuple[str, str, int]] = set()
@@ -279,6 +300,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "last: run after every other test (it reads what the session observed)")
+    config.addinivalue_line("markers", "payment_counts_unchecked(why): the test changes payments or chain heads behind "
+                                       "the service's back on purpose; the counts are not checked after it")
     config.addinivalue_line("markers", "slow: a browser, live-server, crash, fuzz, wheel or deployment-rehearsal test "
                                        "(deselect: -m 'not slow')")
     config.addinivalue_line("markers", "engine_independent: proves the same on every database engine, so it runs on "

@@ -31,12 +31,18 @@ def verify_with(runner, path: Path):  # noqa: ANN201
     return runner.invoke(args=["verify-audit", "--checkpoint", str(path)])
 
 
+# Each of the head's counts of payments by state, recounted from the payments left.
+RECOUNTED = ", ".join(f"{column.name} = (SELECT count(*) FROM payments WHERE payments.state = '{state}' AND "
+                      "'org-' || payments.grassroots_org_id = audit_heads.chain)"
+                      for state, column in audit.PAYMENT_COUNTS.items())
+
+
 def move_head_back(to_hash: str) -> None:
     """What a database administrator covering their tracks would also do: point the chain's head at the event
-    that is now the newest."""
-    db.session.execute(text("UPDATE audit_heads SET last_hash = :hash, "
-                            "length = (SELECT count(*) FROM events WHERE events.chain = audit_heads.chain)"),
-                       {"hash": to_hash})
+    that is now the newest, and make its counts of payments by state those of the payments left."""
+    db.session.execute(text("UPDATE audit_heads SET last_hash = :hash, "  # noqa: S608 - the columns' own names
+                            "length = (SELECT count(*) FROM events WHERE events.chain = audit_heads.chain), "
+                            f"{RECOUNTED}"), {"hash": to_hash})
 
 
 def test_a_checkpoint_signs_every_chain_and_is_kept_in_the_database(runner, trail, tmp_path):  # noqa: F811

@@ -65,10 +65,16 @@ TAMPERING = {
     "payment_state": (["UPDATE payments SET state = 'at_central' WHERE id = :p2"], "payment {p2}"),
     "payment_holder": (["UPDATE payments SET holder_org_id = :central WHERE id = :p2"], "payment {p2}"),
     "payment_amount": (["UPDATE payments SET amount = 5000 WHERE id = :p2"], "payment {p2}"),
+    "payment_count": (["UPDATE audit_heads SET payments_in_review = payments_in_review - 1, "
+                       "payments_at_central = payments_at_central + 1 WHERE chain = :chain"], "audit chain {chain}"),
 }
+# The cases that leave the chain heads' counts of payments by state unlike the payments.
+COUNTS_CHANGED = {"payment_state", "payment_count"}
 
 
-@pytest.mark.parametrize(("statements", "first_bad"), list(TAMPERING.values()), ids=list(TAMPERING))
+@pytest.mark.parametrize(("statements", "first_bad"), [
+    pytest.param(*case, id=name, marks=[pytest.mark.payment_counts_unchecked] if name in COUNTS_CHANGED else [])
+    for name, case in TAMPERING.items()])
 def test_verify_audit_names_the_first_tampered_record(runner, trail, statements, first_bad):
     for statement in statements:
         sql = text(statement)

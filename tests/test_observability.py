@@ -14,18 +14,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, World, app_config
+from conftest import PASSWORD, World, advance, app_config
 from flask import Flask
 from live import LiveApi, LiveServer, release_database, start_server
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from duesflow import create_app, observability
 from duesflow.extensions import db
 from duesflow.models import Payment
 from duesflow.services import metrics as metric_reads
+from duesflow.timeutil import beijing_today
+from duesflow.workflow import State
 
 ID_NUMBER = "110101199003074477"
+STATES = [state.value for state in State]
 PHONE = "13900001234"
 
 
@@ -97,22 +100,85 @@ def test_payments_by_state_match_the_table(client, api, world):
         assert value(page, "duesflow_payments", state=state) == in_table.get(state, 0)
 
 
-def test_the_payments_by_state_are_counted_from_the_state_index(app, world):
-    # The scrape must not read the table: the grouped count is answered from ix_payments_state.
-    if db.engine.dialect.name == "sqlite":
-        plan = " ".join(str(row[-1]) for row in db.session.execute(
-            db.text("EXPLAIN QUERY PLAN SELECT state, count(*) FROM payments GROUP BY state")))
-        assert "COVERING INDEX ix_payments_state" in plan, plan
-    else:
-        # A table this small would be read whole; as at a million rows, the planner must use an index.
-        with db.engine.connect() as connection:
-            connection.exec_driver_sql("SET enable_seqscan = off")
-            connection.exec_driver_sql("SET enable_bitmapscan = off")
-            plan = " ".join(row[0] for row in connection.exec_driver_sql(
-                "EXPLAIN SELECT state, count(*) FROM payments GROUP BY state"))
-            connection.exec_driver_sql("RESET ALL")
-        assert "Index Only Scan using ix_payments_state" in plan, plan
-    assert metric_reads.payments_by_state()["recorded"] == 0
+def test_a_scrape_sums_the_chain_heads_and_never_reads_the_payments(app, api, world):
+    api.record(world.members["zhang"])
+    api.record(world.members["zhou"], as_user="clerk_jiefang")
+    statements: list[str] = []
+
+    def seen(_connection, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        counts = metric_reads.payments_by_state()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert counts == {**dict.fromkeys(STATES, 0), "recorded": 2}
+    queries = [statement for statement in statements if statement.startswith("SELECT")]
+    assert len(queries) == 1 and "FROM audit_heads" in queries[0] and "FROM payments" not in queries[0], queries
+
+
+def scraped_payments(client) -> dict[str, int]:  # noqa: ANN001
+    """The payments by state a scrape gives, the states without any left out."""
+    page = samples(client.get("/metrics").get_data(as_text=True))
+    return {state: int(count) for state in STATES if (count := value(page, "duesflow_payments", state=state))}
+
+
+def test_the_payments_by_state_follow_every_kind_of_change(client, api, world):
+    zhang = world.members["zhang"]
+    first, second, third, fourth = (api.record(zhang)["id"] for _ in range(4))
+    batch = api.post("/payments/batch", "clerk_jiefang", json={"rows": [
+        {"member_id": world.members["zhou"].id, "amount": "1000.00", "collected_on": beijing_today().isoformat(),
+         "method": "cash", "regular_dues_paid": True}] * 2})
+    assert batch.status_code == 201, batch.json
+    assert scraped_payments(client) == {"recorded": 6}
+
+    api.act(first, "withdraw", "clerk", "登记重复")
+    advance(api, second, 1)
+    assert scraped_payments(client) == {"recorded": 4, "in_review": 1, "withdrawn": 1}
+    api.act(second, "return", "tiedong", "金额有误")
+    corrected = api.patch(f"/payments/{second}", "clerk", json={"amount": "1200.00"})  # an event that moves nothing
+    assert corrected.status_code == 200, corrected.json
+    assert scraped_payments(client) == {"recorded": 4, "returned": 1, "withdrawn": 1}
+
+    advance(api, third, 4)
+    api.act(third, "confirm", "central")
+    assert scraped_payments(client) == {"recorded": 3, "receipted": 1, "returned": 1, "withdrawn": 1}
+    assert api.post(f"/payments/{third}/receipt/void", "central", json={"reason": "误确认"}).status_code == 200
+    assert scraped_payments(client) == {"recorded": 3, "at_central": 1, "returned": 1, "withdrawn": 1}
+    api.act(third, "confirm", "central")
+    assert api.post(f"/payments/{third}/receipt/reissue", "central", json={"reason": "遗失"}).status_code == 200
+    delivered = api.post(f"/payments/{third}/receipt/delivered", "clerk",
+                         json={"delivered_on": beijing_today().isoformat(), "signed_by": "张建国"})
+    assert delivered.status_code in (200, 201), delivered.json
+    assert scraped_payments(client) == {"recorded": 3, "receipted": 1, "returned": 1, "withdrawn": 1}
+
+    advance(api, fourth, 2)
+    api.act(fourth, "reject", "siping", "身份无法核实")
+    assert scraped_payments(client) == {"recorded": 2, "rejected": 1, "receipted": 1, "returned": 1, "withdrawn": 1}
+    refunded = api.post(f"/payments/{fourth}/refund", "clerk",
+                        json={"refunded_on": beijing_today().isoformat(), "method": "cash"})
+    assert refunded.status_code == 200, refunded.json
+    assert scraped_payments(client) == {"recorded": 2, "refunded": 1, "receipted": 1, "returned": 1, "withdrawn": 1}
+
+
+def test_the_payments_by_state_follow_transfers_and_their_confirmation(client, api, world):
+    ids = [api.record(world.members["zhang"])["id"] for _ in range(3)]
+    sent = api.post("/transfers", "clerk", json={"payment_ids": ids, "bank_reference": "ICBC-20261126-0001"})
+    assert sent.status_code == 201, sent.json
+    assert scraped_payments(client) == {"in_review": 3}
+    for reviewer in ("tiedong", "siping"):
+        for payment_id in ids:
+            api.act(payment_id, "forward", reviewer)
+    transfer = api.post("/transfers", "jilin", json={"payment_ids": ids, "bank_reference": "ICBC-20261126-0002"})
+    assert transfer.status_code == 201, transfer.json
+    assert scraped_payments(client) == {"at_central": 3}
+    received = api.post(f"/transfers/{transfer.json['id']}/receive", "central",
+                        json={"amount_received": transfer.json["total"]})
+    assert received.status_code == 200, received.json
+
+    assert api.post(f"/transfers/{transfer.json['id']}/confirm", "central").json["count"] == 3
+    assert scraped_payments(client) == {"receipted": 3}
 
 
 def test_failed_logins_and_verifications_are_counted(client, api, world):

@@ -8,6 +8,11 @@ head row of each chain (``AuditHead``: its length and newest hash) catches the n
 payment whose state, holder or amount disagrees with the replay of its events, or a receipt whose version or voided
 mark does, is caught by ``verify_audit``.
 
+The head also counts its chain's payments in each state (what /metrics reads, SPEC §8): every event moves its
+payment from ``from_state`` (none for ``record``) to ``to_state``, and the UPDATE that moves the head adds those
+moves to its counts, so a state change and its count are one write under the lock the event takes anyway.
+``verify_audit`` compares the counts with the payments.
+
 Writers lock only the head of the chain they extend, so committees never wait for each other: the lock is taken
 by an upsert that also reserves the positions and reads the previous hash in one statement, the events go in with
 one INSERT (the driver's executemany for many), and the head's new hash with one UPDATE.
@@ -18,24 +23,28 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from ..extensions import db
-from ..models import AuditHead, Event, Payment, Receipt, ReceiptDelivery, utcnow
+from ..models import AuditHead, Event, Payment, Receipt, ReceiptDelivery, payment_count_column, utcnow
 from ..money import format_amount
+from ..workflow import State
 
 GENESIS_HASH = "0" * 64
 GENERAL_CHAIN = "general"
 
 _EVENTS = Event.__table__
 _HEADS = AuditHead.__table__
+# Each state's column of payment counts in the chain heads.
+PAYMENT_COUNTS = {state.value: _HEADS.c[payment_count_column(state.value)] for state in State}
 
 
 def chain_key(grassroots_org_id: int | None) -> str:
@@ -123,8 +132,20 @@ def _reserve(chain: str, count: int) -> tuple[int, str]:
     return length - count + 1, last_hash
 
 
-_MOVE_HEADS = update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(last_hash=bindparam("head_hash"))
+_MOVE_HEADS = update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(
+    last_hash=bindparam("head_hash"),
+    **{column.name: column + bindparam(f"moved_{state}") for state, column in PAYMENT_COUNTS.items()},
+)
 _INSERT_EVENTS = insert(_EVENTS)
+
+
+def count_move(counts: Counter[str], from_state: str | None, to_state: str) -> None:
+    """Add to ``counts`` (state -> change in the number of payments in it) the move of one payment by an event
+    from ``from_state`` (None: its ``record``) to ``to_state``."""
+    if from_state != to_state:
+        counts[to_state] += 1
+        if from_state is not None:
+            counts[from_state] -= 1
 
 
 def append_events(drafts: Sequence[EventDraft]) -> None:
@@ -132,7 +153,8 @@ def append_events(drafts: Sequence[EventDraft]) -> None:
 
     Each chain touched is locked once, in sorted order (two batches touching the same chains cannot deadlock);
     the hashes are computed here; all events go in with one INSERT statement run by the driver's executemany,
-    and the heads move on with one UPDATE statement. Events of one chain follow the order of ``drafts``."""
+    and the heads move on with one UPDATE statement, which also moves their counts of payments by state. Events of
+    one chain follow the order of ``drafts``."""
     if not drafts:
         return
     db.session.flush()  # the payments' own changes (and their version checks) go first, before the chain locks
@@ -141,9 +163,10 @@ def append_events(drafts: Sequence[EventDraft]) -> None:
         by_chain.setdefault(chain_key(draft.payment.grassroots_org_id), []).append(draft)
     at = utcnow()
     rows: list[_Row] = []
-    heads: list[dict[str, str]] = []
+    heads: list[dict[str, Any]] = []
     for chain in sorted(by_chain):
         position, prev = _reserve(chain, len(by_chain[chain]))
+        moves: Counter[str] = Counter()
         for draft in by_chain[chain]:
             row = _Row()
             row.chain, row.position, row.payment_id, row.action = chain, position, draft.payment.id, draft.action
@@ -153,7 +176,9 @@ def append_events(drafts: Sequence[EventDraft]) -> None:
             row.prev_hash, row.hash = prev, event_hash(prev, row)
             prev, position = row.hash, position + 1
             rows.append(row)
-        heads.append({"head_chain": chain, "head_hash": prev})
+            count_move(moves, row.from_state, row.to_state)
+        heads.append({"head_chain": chain, "head_hash": prev, **{f"moved_{state}": moves[state] for state in
+                                                                  PAYMENT_COUNTS}})
     db.session.execute(_INSERT_EVENTS, [row.values() for row in rows])
     db.session.execute(_MOVE_HEADS, heads)
 
@@ -279,8 +304,9 @@ def _replay_event(replays: dict[int, _Replay], event: Row[Any]) -> AuditProblem 
 
 
 def verify_audit() -> AuditProblem | None:
-    """Check every chain (positions, links, hashes, head) and that every payment's events replay to its current
-    state, holder and amount; one pass over the events in chain order, linear in their number."""
+    """Check every chain (positions, links, hashes, head), that every payment's events replay to its current
+    state, holder and amount, and that each head counts its chain's payments by state; one pass over the events in
+    chain order, linear in their number."""
     heads = chain_heads()
     replays: dict[int, _Replay] = {}
     walk: _ChainWalk | None = None
@@ -296,11 +322,14 @@ def verify_audit() -> AuditProblem | None:
     problem = walk.end(heads.pop(walk.chain, None)) if walk is not None else None
     for chain, head in sorted(heads.items()):  # heads of chains without a single event left
         problem = problem or _ChainWalk(chain).end(head)
-    return problem or _check_payments(replays) or _check_receipts(replays) or _check_deliveries(replays)
+    counted: dict[str, Counter[str]] = {}
+    return (problem or _check_payments(replays, counted) or check_payment_counts(counted)
+            or _check_receipts(replays) or _check_deliveries(replays))
 
 
-def _check_payments(replays: dict[int, _Replay]) -> AuditProblem | None:
-    """Every payment has events, in the chain of the org that collected it, ending where the payment is."""
+def _check_payments(replays: dict[int, _Replay], counted: dict[str, Counter[str]]) -> AuditProblem | None:
+    """Every payment has events, in the chain of the org that collected it, ending where the payment is; counts
+    them into ``counted`` (chain -> state -> payments) on the way."""
     rows = db.session.execute(
         select(Payment.id, Payment.grassroots_org_id, Payment.state, Payment.holder_org_id, Payment.amount)
         .order_by(Payment.id)
@@ -319,6 +348,32 @@ def _check_payments(replays: dict[int, _Replay]) -> AuditProblem | None:
             )
         if replay.amount != format_amount(Decimal(amount)):
             return AuditProblem(f"payment {payment_id}", f"amount {amount} differs from its events ({replay.amount})")
+        counted.setdefault(replay.chain, Counter())[state] += 1
+    return None
+
+
+def counted_payments() -> dict[str, Counter[str]]:
+    """Each chain's payments counted by state from the payments themselves (chain -> state -> payments): one
+    grouped count, which reads the whole table; what the heads' counts must equal."""
+    counted: dict[str, Counter[str]] = {}
+    rows = db.session.execute(select(Payment.grassroots_org_id, Payment.state, func.count())
+                              .group_by(Payment.grassroots_org_id, Payment.state))
+    for grassroots_org_id, state, count in rows:
+        counted.setdefault(chain_key(grassroots_org_id), Counter())[state] = count
+    return counted
+
+
+def check_payment_counts(counted: Mapping[str, Counter[str]]) -> AuditProblem | None:
+    """Every chain head counts, in each state, the payments ``counted`` gives its chain (none where it gives none):
+    a count changed behind the service's back, or a state change that missed its count, is caught here."""
+    heads = {chain: dict(zip(PAYMENT_COUNTS, counts, strict=True)) for chain, *counts in db.session.execute(
+        select(_HEADS.c.chain, *PAYMENT_COUNTS.values()).order_by(_HEADS.c.chain))}
+    for chain in sorted(heads.keys() | counted.keys()):
+        kept, real = heads.get(chain, {}), counted.get(chain, Counter())
+        for state in PAYMENT_COUNTS:
+            if kept.get(state, 0) != real[state]:
+                return AuditProblem(f"audit chain {chain}", f"counts {kept.get(state, 0)} payments {state} but "
+                                                            f"{real[state]} are (the head's counts were changed)")
     return None
 
 
