@@ -9,7 +9,9 @@ shared machine), and times each phase in wall-clock and in this process's CPU ti
 - new: ``create_app`` with the builders kept (tests/parallel.py, ``cache_url_builders``), then
   ``clean_database`` (DELETE from the tables holding rows, reset the used sequences);
 
-then the ``world`` fixture (the same both ways), and ``engine.dispose()``. Medians over the rounds.
+then the ``world`` fixture: old, built by the services (``build_world``, what every test did until the world was
+saved); new, the fixture as it is now, which writes back the rows of the world this process built first (the
+warm-up round builds it). Then ``engine.dispose()``. Medians over the rounds.
 
     python bench/suite_fixtures.py --rounds 20                                     # SQLite (a temporary file)
     python bench/suite_fixtures.py --rounds 20 --url postgresql+psycopg://postgres@127.0.0.1:5432/duesflow_x
@@ -61,7 +63,7 @@ def one_test(url: str, way: str, times: dict[str, list[tuple[float, float]]]) ->
     timed("create_app", lambda: apps.append(create_app(conftest.app_config(url))))
     with apps[0].app_context():
         timed("clean", (lambda: parallel.clean_database()) if way == "new" else (lambda: old_clean(url)))
-        timed("world", lambda: conftest.world.__wrapped__(apps[0]))
+        timed("world", conftest.build_world if way == "old" else lambda: conftest.world.__wrapped__(apps[0]))
         db.session.remove()
         timed("dispose", db.engine.dispose)
 

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask, Response, g, request, request_finished
 from flask.testing import FlaskClient
 from marshmallow import Schema
+from sqlalchemy import select
 
 from duesflow import create_app
 from duesflow.api import framework
@@ -105,8 +106,8 @@ def make_member(org: Org, name: str = "张三", **extra: Any) -> Member:
     return member
 
 
-@pytest.fixture
-def world(app: Flask) -> World:
+def build_world() -> World:
+    """The tree, its members and users, made by the services as an admin would make them, and committed."""
     w = World()
     central = w.orgs["central"] = make_org("中共中央组织部", OrgKind.CENTRAL, None)
     jilin = w.orgs["jilin"] = make_org("中共吉林省委组织部", OrgKind.CHANNEL, central)
@@ -129,6 +130,34 @@ def world(app: Flask) -> World:
         w.users[username] = make_user(username, role, org)
     w.users["member"] = make_user("member", "member", member=w.members["zhang"])
     w.users["member_li"] = make_user("member_li", "member", member=w.members["li"])
+    db.session.commit()
+    return w
+
+
+WORLD_MODELS = {"orgs": Org, "members": Member, "users": User}
+
+
+def load_world(ids: dict[str, dict[str, int]]) -> World:
+    """The world's named objects, by id, as build_world leaves them: committed, expired, no transaction open."""
+    w = World()
+    for part, model in WORLD_MODELS.items():
+        by_id = {row.id: row for row in db.session.scalars(select(model).where(model.id.in_(ids[part].values())))}
+        getattr(w, part).update({name: by_id[row_id] for name, row_id in ids[part].items()})
+    db.session.commit()
+    return w
+
+
+@pytest.fixture
+def world(app: Flask) -> World:
+    """build_world's rows. The first test of a process (and of a configuration) builds them with the services; the
+    next ones get the same rows written back into their emptied database (tests/parallel.py, ``save``), a few
+    statements instead of about sixty (docs/testing.md)."""
+    ids = parallel.restore_saved(app, "world")
+    if ids is not None:
+        return load_world(ids)
+    w = build_world()
+    parallel.save(app, "world", {part: {name: obj.id for name, obj in getattr(w, part).items()}
+                                 for part in WORLD_MODELS})
     db.session.commit()
     return w
 
@@ -275,14 +304,36 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "the service's back on purpose; the counts are not checked after it")
     config.addinivalue_line("markers", "slow: a browser, live-server, crash, fuzz, wheel or deployment-rehearsal test "
                                        "(deselect: -m 'not slow')")
+    config.addinivalue_line("markers", "engine_independent: proves the same on every database engine, so it runs on "
+                                       "the SQLite run only (deselected when DUESFLOW_TEST_DATABASE_URL is set); "
+                                       "every test that uses no database fixture has it (docs/testing.md)")
+
+
+def engine_independent(item: pytest.Item) -> bool:
+    """A test that uses no database fixture (``database_url``, directly or through ``app``, ``world`` …), does not
+    read the PostgreSQL URL itself (its module has no ``PG_URL``: the wheel, the deployment rehearsals) and does not
+    read what the other tests of its run did (``last``); or one marked so by hand."""
+    if item.get_closest_marker("engine_independent") is not None:
+        return True
+    module = getattr(item, "module", None)
+    return ("database_url" not in getattr(item, "fixturenames", ("database_url",))
+            and not hasattr(module, "PG_URL") and item.get_closest_marker("last") is None)
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``last`` run after all the others, whatever their file is called; tests on a live server are
-    ``slow``; tests sharing a module-scoped fixture form one xdist group."""
+    ``slow``; tests sharing a module-scoped fixture form one xdist group; on PostgreSQL the engine-independent
+    tests are deselected (they ran on SQLite)."""
     for item in items:
         if {"live_server", "live_api"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if engine_independent(item):
+            item.add_marker(pytest.mark.engine_independent)
+    if PG_URL:
+        once = [item for item in items if item.get_closest_marker("engine_independent") is not None]
+        if once:
+            config.hook.pytest_deselected(items=once)
+            items[:] = [item for item in items if item.get_closest_marker("engine_independent") is None]
     parallel.group_by_module(items)
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)

@@ -22,16 +22,20 @@ import json
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from flask import Flask
+from sqlalchemy import Table, create_engine, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from werkzeug.routing.rules import Rule
 
 from duesflow.extensions import db
+from duesflow.timeutil import beijing_today
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", …; None when the tests run in one process
 # How long the last test waits for the other workers to finish theirs (the browser tests may still be running).
@@ -107,6 +111,69 @@ def _tables_with_rows(connection: Connection) -> set[str]:
     quote = connection.dialect.identifier_preparer.quote
     probes = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {quote(name)})" for name in tables)
     return set(connection.execute(text(probes)).scalars())
+
+
+# ---- the rows a fixture wrote, written again ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every row of the models' tables, in the order of their foreign keys and ids, and the sequences' values."""
+
+    rows: tuple[tuple[Table, tuple[dict[str, Any], ...]], ...]
+    sequences: tuple[tuple[str, int], ...]
+
+
+def take_snapshot(connection: Connection) -> Snapshot:
+    """What the database holds now (read through the column types: encrypted columns are read as their values and
+    encrypted again when written back, with the app's own key)."""
+    filled = _tables_with_rows(connection)
+    rows = tuple((table, tuple(dict(row) for row in connection.execute(
+        select(table).order_by(*table.primary_key.columns)).mappings()))
+        for table in db.metadata.sorted_tables if table.name in filled)
+    sequences: tuple[tuple[str, int], ...] = ()
+    if connection.dialect.name == "postgresql":
+        sequences = tuple((name, value) for name, value in connection.execute(text(
+            "SELECT format('%I.%I', schemaname, sequencename), last_value FROM pg_sequences "
+            "WHERE schemaname = current_schema() AND last_value IS NOT NULL")))
+    return Snapshot(rows, sequences)
+
+
+def restore_snapshot(connection: Connection, snapshot: Snapshot) -> bool:
+    """Write ``snapshot`` into the database, in the caller's transaction, if it is empty (as ``clean_database``
+    leaves it); False, and nothing written, if a table holds a row."""
+    if _tables_with_rows(connection) - {"sqlite_sequence"}:
+        return False
+    for table, rows in snapshot.rows:
+        connection.execute(table.insert(), list(rows))
+    for sequence, value in snapshot.sequences:
+        connection.execute(text("SELECT setval(CAST(:sequence AS regclass), :value, true)"),
+                           {"sequence": sequence, "value": value})
+    return True
+
+
+# Per process: what a fixture made, by its name, the app's whole configuration (database, data key, argon2 …) and
+# the day (a row made yesterday is not one made today).
+SAVED: dict[tuple[str, str, date], tuple[Snapshot, Any]] = {}
+
+
+def _saved_key(app: Flask, name: str) -> tuple[str, str, date]:
+    return name, repr(sorted(app.config.items())), beijing_today()
+
+
+def restore_saved(app: Flask, name: str) -> Any | None:
+    """The value ``save`` kept with the rows ``name`` made, after writing those rows back into the test's database
+    (in the session's transaction; the caller commits). None, and nothing written, if nothing was saved under this
+    name for this configuration today, or if the database is not empty."""
+    saved = SAVED.get(_saved_key(app, name))
+    if saved is None or not restore_snapshot(db.session.connection(), saved[0]):
+        return None
+    return saved[1]
+
+
+def save(app: Flask, name: str, value: Any) -> None:
+    """Keep what the database holds now (the rows a fixture just made on an empty database), and ``value``."""
+    SAVED[_saved_key(app, name)] = (take_snapshot(db.session.connection()), value)
 
 
 # ---- xdist: tests sharing a module-scoped fixture stay together -----------------------------------------------

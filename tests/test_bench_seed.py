@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from itertools import pairwise
 
+import parallel
 import pytest
 from sqlalchemy import func, select
 
@@ -19,9 +20,15 @@ PASSWORD = "bench-password"
 
 
 @pytest.fixture
-def seeded(runner):  # noqa: ANN001, ANN201
-    result = runner.invoke(bench_seed, args=["--payments", str(PAYMENTS), "--seed", "7"])
-    assert result.exit_code == 0, result.output
+def seeded(app, runner):  # noqa: ANN001, ANN201
+    """The seeded database: seeded by the command in the process's first test, its rows written back in the next
+    ones (tests/parallel.py, ``save``): every test reads what one run of the command wrote."""
+    result = parallel.restore_saved(app, "bench_seed")
+    if result is None:
+        result = runner.invoke(bench_seed, args=["--payments", str(PAYMENTS), "--seed", "7"])
+        assert result.exit_code == 0, result.output
+        parallel.save(app, "bench_seed", result)
+    db.session.commit()
     db.session.expire_all()
     return result
 

@@ -278,7 +278,11 @@ PAGES = {
 }
 
 
-@pytest.mark.parametrize("viewport", [LAPTOP, WIDE, SMALL_PHONE], ids=["1366", "1920", "375"])
+# The server does not know the width: the pages' queries run on PostgreSQL at the laptop's, the same markup is laid
+# out and checked at the other two on the SQLite run only.
+@pytest.mark.parametrize("viewport", [LAPTOP, pytest.param(WIDE, marks=pytest.mark.engine_independent),
+                                      pytest.param(SMALL_PHONE, marks=pytest.mark.engine_independent)],
+                         ids=["1366", "1920", "375"])
 @pytest.mark.parametrize("username", list(PAGES))
 def test_every_page_renders_without_errors_fits_the_screen_and_passes_axe(visit, api, world, username, viewport):
     receipted = api.record(world.members["zhang"], "12345.67")["id"]
