@@ -238,6 +238,22 @@ def test_clerk_cannot_record_for_a_member_of_another_org(api, world):
     assert response.status_code == 422 and "member_id" in response.json["error"]["fields"]
 
 
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"amount": "999.00"}, "amount_below_minimum"),
+    ({"regular_dues_paid": False}, "regular_dues_unpaid"),
+    ({"collected_on": "2007-12-31"}, "validation_error"),
+])
+def test_another_orgs_member_is_refused_before_the_payment_rules(api, world, changes, code):
+    """The member check comes first even though it now rides on the payment's INSERT: a body the rules refuse
+    for a member of another org is refused for the member; for one of the org's own, for the rule."""
+    stranger = api.post("/payments", "clerk", json=body_for(world, member_id=world.members["zhou"].id, **changes))
+    assert stranger.status_code == 422 and stranger.json["error"]["code"] == "validation_error"
+    assert list(stranger.json["error"]["fields"]) == ["member_id"]
+    own = api.post("/payments", "clerk", json=body_for(world, **changes))
+    assert own.status_code == 422 and own.json["error"]["code"] == code
+    assert "member_id" not in own.json["error"].get("fields", {})
+
+
 # ---- available_actions ---------------------------------------------------------------------------
 
 
