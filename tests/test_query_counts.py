@@ -224,7 +224,8 @@ def test_recording_sends_few_statements_and_answers_what_a_read_shows(app: Any, 
                                                                        statements: list[str]) -> None:
     """Recording with an Idempotency-Key (issue 15): the token, the key, the payment (one INSERT ... SELECT that is
     also the member check, so no SELECT of the member of its own), the chain's lock, the event, the chain's head and
-    the stored answer; nothing read back. Its answer is the detail without events."""
+    the stored answer (on PostgreSQL these three in one statement); nothing read back. Its answer is the detail
+    without events."""
     member_id = world.members["zhang"].id
     api.token("clerk")
     db.session.remove()
@@ -234,8 +235,11 @@ def test_recording_sends_few_statements_and_answers_what_a_read_shows(app: Any, 
     response = api.post("/payments", "clerk", json=body, headers={"Idempotency-Key": "counted"})
     assert response.status_code == 201, response.json
     sent = [" ".join(statement.split()).split(None, 1)[0].upper() for statement in statements]
-    assert [verb for verb in sent if verb not in ("BEGIN", "COMMIT")] == [
-        "SELECT", "WITH" if db.engine.dialect.name == "postgresql" else "INSERT", "INSERT", "INSERT", "INSERT",
-        "UPDATE", "UPDATE"], statements
+    if db.engine.dialect.name == "postgresql":
+        # the event's INSERT and the stored answer's UPDATE ride as CTEs on the head's UPDATE: one round trip
+        expected = ["SELECT", "WITH", "INSERT", "INSERT", "WITH"]
+    else:
+        expected = ["SELECT", "INSERT", "INSERT", "INSERT", "INSERT", "UPDATE", "UPDATE"]
+    assert [verb for verb in sent if verb not in ("BEGIN", "COMMIT")] == expected, statements
     detail = api.get(f"/payments/{response.json['id']}", "clerk").json
     assert response.json == {key: value for key, value in detail.items() if key != "events"}

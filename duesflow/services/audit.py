@@ -127,13 +127,54 @@ _MOVE_HEADS = update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).va
 _INSERT_EVENTS = insert(_EVENTS)
 
 
-def append_events(drafts: Sequence[EventDraft]) -> None:
-    """Write many events in one go, in the current transaction (batch entry, a transfer's confirmation).
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A statement of the current transaction that may travel with the events' (``append_events(also=...)``):
+    Core DML whose bind parameters are named apart from the event's columns (``event_<column>``) and the head's
+    (``head_chain``, ``head_hash``), with its parameters."""
+
+    statement: Any
+    params: dict[str, Any]
+
+
+@functools.cache
+def _one_event_statement(also: tuple[Any, ...]) -> Any:
+    """PostgreSQL: the head's UPDATE carrying the event's INSERT and the ``also`` statements as CTEs, one round
+    trip for what are otherwise two statements and more. It is ``_MOVE_HEADS`` itself, whatever it sets."""
+    event = insert(_EVENTS).values({column.name: bindparam(f"event_{column.name}", type_=column.type)
+                                    for column in _EVENTS.c if column.name in _Row.__slots__})
+    statement = _MOVE_HEADS.add_cte(event.cte("appended_event"))
+    for number, extra in enumerate(also):
+        statement = statement.add_cte(extra.cte(f"also_{number}"))
+    return statement
+
+
+def _write(rows: list[_Row], heads: list[dict[str, str]], also: Sequence[Write]) -> None:
+    """The events' INSERT, the heads' UPDATE and ``also``: one statement on PostgreSQL for a single event (the
+    recording's hot path), else each on its own (the driver's executemany for many rows)."""
+    if len(rows) == 1 and db.session.get_bind().dialect.name == "postgresql":
+        params = {f"event_{name}": value for name, value in rows[0].values().items()}
+        for extra in also:
+            params.update(extra.params)
+        db.session.execute(_one_event_statement(tuple(extra.statement for extra in also)), {**params, **heads[0]})
+        return
+    db.session.execute(_INSERT_EVENTS, [row.values() for row in rows])
+    db.session.execute(_MOVE_HEADS, heads)
+    for extra in also:
+        db.session.execute(extra.statement, extra.params)
+
+
+def append_events(drafts: Sequence[EventDraft], *, also: Sequence[Write] = ()) -> None:
+    """Write many events in one go, in the current transaction (batch entry, a transfer's confirmation), and the
+    ``also`` statements with them.
 
     Each chain touched is locked once, in sorted order (two batches touching the same chains cannot deadlock);
     the hashes are computed here; all events go in with one INSERT statement run by the driver's executemany,
-    and the heads move on with one UPDATE statement. Events of one chain follow the order of ``drafts``."""
+    and the heads move on with one UPDATE statement (on PostgreSQL a single event goes in with the UPDATE, in one
+    statement). Events of one chain follow the order of ``drafts``."""
     if not drafts:
+        for extra in also:
+            db.session.execute(extra.statement, extra.params)
         return
     db.session.flush()  # the payments' own changes (and their version checks) go first, before the chain locks
     by_chain: dict[str, list[EventDraft]] = {}
@@ -154,8 +195,7 @@ def append_events(drafts: Sequence[EventDraft]) -> None:
             prev, position = row.hash, position + 1
             rows.append(row)
         heads.append({"head_chain": chain, "head_hash": prev})
-    db.session.execute(_INSERT_EVENTS, [row.values() for row in rows])
-    db.session.execute(_MOVE_HEADS, heads)
+    _write(rows, heads, also)
 
 
 def append_event(
@@ -167,10 +207,11 @@ def append_event(
     from_org_id: int | None,
     note: str | None = None,
     details: dict[str, Any] | None = None,
+    also: Sequence[Write] = (),
 ) -> None:
     """Write the event for a change already made to ``payment``, in the same transaction: three statements (lock
-    and reserve, insert, move the head)."""
-    append_events([EventDraft(payment, action, actor, from_state, from_org_id, note, details)])
+    and reserve, insert, move the head), two on PostgreSQL, where ``also`` travels with the second."""
+    append_events([EventDraft(payment, action, actor, from_state, from_org_id, note, details)], also=also)
 
 
 def chain_heads() -> dict[str, tuple[int, str]]:

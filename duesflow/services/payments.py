@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -26,7 +26,7 @@ from ..money import MINIMUM_AMOUNT, format_amount
 from ..timeutil import beijing_today
 from ..workflow import Action, Position, Role, State, target
 from . import arrival, notifications, receipts
-from .audit import append_event
+from .audit import Write, append_event
 
 
 def check_amount(amount: Decimal) -> None:
@@ -153,14 +153,16 @@ def _refusal(clerk: User, data: PaymentInput) -> DomainError | None:
     return None
 
 
-def record(clerk: User, data: PaymentInput) -> RecordedPayment:
+def record(clerk: User, data: PaymentInput,
+           also: Callable[[RecordedPayment], Sequence[Write]] | None = None) -> RecordedPayment:
     """A clerk records money collected from one of its org's members; writes the ``record`` event.
 
     The hot path of the service (SPEC §7, issue 15): the member check with the payment's INSERT (one statement),
     then the audit chain's lock, the event's INSERT and the head's UPDATE, in SQLAlchemy Core, since the ORM's
     unit of work for one new row cost more than the statements themselves. The checks keep their order (the
     member, the payment rules, the org): a request the rules or the org refuse reads the member first, so that a
-    stranger's payment is still refused as such."""
+    stranger's payment is still refused as such. ``also(payment)`` gives statements of the same transaction that
+    go with the event's (the stored answer of an Idempotency-Key)."""
     if clerk.role == Role.MEMBER:
         raise DirectPaymentRefused()
     permissions.require_role(clerk, Role.CLERK)
@@ -183,7 +185,7 @@ def record(clerk: User, data: PaymentInput) -> RecordedPayment:
     payment = RecordedPayment(written[0], data.member_id, written[1], org.id, org.name, data.amount,
                               data.collected_on, data.method, data.note, now)
     append_event(payment, action="record", actor=clerk, from_state=None, from_org_id=None,
-                 details={"amount": format_amount(data.amount)})
+                 details={"amount": format_amount(data.amount)}, also=also(payment) if also is not None else ())
     return payment
 
 
