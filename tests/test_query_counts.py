@@ -236,8 +236,9 @@ def test_recording_sends_few_statements_and_answers_what_a_read_shows(app: Any, 
     assert response.status_code == 201, response.json
     sent = [" ".join(statement.split()).split(None, 1)[0].upper() for statement in statements]
     if db.engine.dialect.name == "postgresql":
-        # the event's INSERT and the stored answer's UPDATE ride as CTEs on the head's UPDATE: one round trip
-        expected = ["SELECT", "WITH", "INSERT", "INSERT", "WITH"]
+        # the payment's INSERT and the chain's lock-and-reserve as CTEs of one SELECT; the event's INSERT and the
+        # stored answer's UPDATE as CTEs of the head's UPDATE: one round trip each
+        expected = ["SELECT", "WITH", "WITH", "WITH"]
     else:
         expected = ["SELECT", "INSERT", "INSERT", "INSERT", "INSERT", "UPDATE", "UPDATE"]
     assert [verb for verb in sent if verb not in ("BEGIN", "COMMIT")] == expected, statements

@@ -26,7 +26,7 @@ from ..money import MINIMUM_AMOUNT, format_amount
 from ..timeutil import beijing_today
 from ..workflow import Action, Position, Role, State, target
 from . import arrival, notifications, receipts
-from .audit import Write, append_event
+from .audit import Write, append_event, insert_reserving
 
 
 def check_amount(amount: Decimal) -> None:
@@ -138,7 +138,8 @@ _INSERT_PAYMENT = insert(_PAYMENTS).from_select(
         _MEMBERS.c.id == bindparam("member_id"), _MEMBERS.c.org_id == bindparam("org_id")),
 ).returning(_PAYMENTS.c.id, literal_column(
     # written out: SQLAlchemy does not correlate a subquery of RETURNING with the table written to
-    "(SELECT members.name FROM members WHERE members.id = payments.member_id)", type_=_MEMBERS.c.name.type))
+    "(SELECT members.name FROM members WHERE members.id = payments.member_id)", type_=_MEMBERS.c.name.type,
+).label("member_name"))
 
 
 def _refusal(clerk: User, data: PaymentInput) -> DomainError | None:
@@ -157,9 +158,10 @@ def record(clerk: User, data: PaymentInput,
            also: Callable[[RecordedPayment], Sequence[Write]] | None = None) -> RecordedPayment:
     """A clerk records money collected from one of its org's members; writes the ``record`` event.
 
-    The hot path of the service (SPEC §7, issue 15): the member check with the payment's INSERT (one statement),
-    then the audit chain's lock, the event's INSERT and the head's UPDATE, in SQLAlchemy Core, since the ORM's
-    unit of work for one new row cost more than the statements themselves. The checks keep their order (the
+    The hot path of the service (SPEC §7, issue 15): the member check with the payment's INSERT (one statement,
+    which on PostgreSQL also locks the audit chain and reserves the event's position), then the chain's lock, the
+    event's INSERT and the head's UPDATE, in SQLAlchemy Core, since the ORM's unit of work for one new row cost
+    more than the statements themselves. The checks keep their order (the
     member, the payment rules, the org): a request the rules or the org refuse reads the member first, so that a
     stranger's payment is still refused as such. ``also(payment)`` gives statements of the same transaction that
     go with the event's (the stored answer of an Idempotency-Key)."""
@@ -174,18 +176,19 @@ def record(clerk: User, data: PaymentInput,
     org = clerk.org
     assert org is not None
     now = utcnow()
-    written = db.session.execute(_INSERT_PAYMENT, {
+    written, reserved = insert_reserving(_INSERT_PAYMENT, {
         "member_id": data.member_id, "org_id": org.id, "grassroots_org_id": org.id, "holder_org_id": org.id,
         "state": State.RECORDED.value, "amount": data.amount, "collected_on": data.collected_on,
         "method": data.method, "regular_dues_paid": True, "note": data.note, "created_by_id": clerk.id,
         "created_at": now, "updated_at": now, "version": 1,  # the ORM's first version_id
-    }).first()
+    }, org.id)
     if written is None:
         raise ValidationFailed(fields={"member_id": [NO_SUCH_MEMBER]})
     payment = RecordedPayment(written[0], data.member_id, written[1], org.id, org.name, data.amount,
                               data.collected_on, data.method, data.note, now)
     append_event(payment, action="record", actor=clerk, from_state=None, from_org_id=None,
-                 details={"amount": format_amount(data.amount)}, also=also(payment) if also is not None else ())
+                 details={"amount": format_amount(data.amount)}, also=also(payment) if also is not None else (),
+                 reserved=reserved)
     return payment
 
 
