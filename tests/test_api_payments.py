@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 
 from duesflow.extensions import db
 from duesflow.models import Event, IdempotencyKey, Org, Payment, utcnow
-from duesflow.services import idempotency
+from duesflow.services import audit, idempotency
 from duesflow.services import orgs as org_service
 from duesflow.services.idempotency import canonical_hash
 from duesflow.timeutil import beijing_today
@@ -234,8 +234,16 @@ def test_reviewer_and_central_cannot_record_payments(api, world, user):
 
 
 def test_clerk_cannot_record_for_a_member_of_another_org(api, world):
+    """Refused, and nothing of it stays: no payment, and the audit chain's position reserved with the payment's
+    INSERT (PostgreSQL) goes back with the request's rollback, so the trail still verifies."""
+    heads = audit.chain_heads()
     response = api.post("/payments", "clerk", json=body_for(world, member_id=world.members["zhou"].id))
     assert response.status_code == 422 and "member_id" in response.json["error"]["fields"]
+    db.session.rollback()
+    assert audit.chain_heads() == heads
+    assert audit.verify_audit() is None
+    assert api.post("/payments", "clerk", json=body_for(world)).status_code == 201
+    assert audit.verify_audit() is None
 
 
 @pytest.mark.parametrize(("changes", "code"), [
