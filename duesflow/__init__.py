@@ -108,6 +108,10 @@ def _sqlite_setup(engine: Engine) -> None:
 
     SQLite in WAL mode refuses (SQLITE_BUSY_SNAPSHOT) a transaction that read, then tries to write after another
     writer committed; so a request that may write starts with BEGIN IMMEDIATE and waits its turn instead.
+
+    A request that only reads sends no BEGIN (nor, then, a COMMIT): each statement reads in its own implicit
+    transaction, as on PostgreSQL (``_postgresql_setup``), and SQLAlchemy's commit finds nothing to end. A command
+    that only reads (verify-audit) keeps one deferred transaction, so that all it reads is one snapshot.
     """
     if engine.dialect.name != "sqlite":
         return
@@ -124,10 +128,12 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if has_request_context():
+            if request_may_write():
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
         # a command writes, unless it said it only reads (verify-audit)
-        writes = request_may_write() if has_request_context() else not (
-            has_app_context() and g.get("read_only", False))
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        connection.exec_driver_sql("BEGIN" if has_app_context() and g.get("read_only", False) else "BEGIN IMMEDIATE")
 
 
 def _postgresql_setup(engine: Engine) -> None:
