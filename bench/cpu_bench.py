@@ -77,7 +77,8 @@ def _checked(response: Any, status: int) -> None:
 
 
 def _duesflow(url: str) -> tuple[Flask, dict[str, Side]]:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "cpu-bench", "ARGON2_TIME_COST": 1,
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "cpu-bench-secret-of-at-least-32-characters",
+                      "ARGON2_TIME_COST": 1,
                       "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1})
     with app.app_context():
         db.create_all()

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 
 from duesflow.extensions import db
 from duesflow.models import Event, IdempotencyKey, Org, Payment, utcnow
-from duesflow.services import idempotency
+from duesflow.services import audit, idempotency
 from duesflow.services import orgs as org_service
 from duesflow.services.idempotency import canonical_hash
 from duesflow.timeutil import beijing_today
@@ -234,8 +234,32 @@ def test_reviewer_and_central_cannot_record_payments(api, world, user):
 
 
 def test_clerk_cannot_record_for_a_member_of_another_org(api, world):
+    """Refused, and nothing of it stays: no payment, and the audit chain's position reserved with the payment's
+    INSERT (PostgreSQL) goes back with the request's rollback, so the trail still verifies."""
+    heads = audit.chain_heads()
     response = api.post("/payments", "clerk", json=body_for(world, member_id=world.members["zhou"].id))
     assert response.status_code == 422 and "member_id" in response.json["error"]["fields"]
+    db.session.rollback()
+    assert audit.chain_heads() == heads
+    assert audit.verify_audit() is None
+    assert api.post("/payments", "clerk", json=body_for(world)).status_code == 201
+    assert audit.verify_audit() is None
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"amount": "999.00"}, "amount_below_minimum"),
+    ({"regular_dues_paid": False}, "regular_dues_unpaid"),
+    ({"collected_on": "2007-12-31"}, "validation_error"),
+])
+def test_another_orgs_member_is_refused_before_the_payment_rules(api, world, changes, code):
+    """The member check comes first even though it now rides on the payment's INSERT: a body the rules refuse
+    for a member of another org is refused for the member; for one of the org's own, for the rule."""
+    stranger = api.post("/payments", "clerk", json=body_for(world, member_id=world.members["zhou"].id, **changes))
+    assert stranger.status_code == 422 and stranger.json["error"]["code"] == "validation_error"
+    assert list(stranger.json["error"]["fields"]) == ["member_id"]
+    own = api.post("/payments", "clerk", json=body_for(world, **changes))
+    assert own.status_code == 422 and own.json["error"]["code"] == code
+    assert "member_id" not in own.json["error"].get("fields", {})
 
 
 # ---- available_actions ---------------------------------------------------------------------------

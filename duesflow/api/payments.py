@@ -80,7 +80,26 @@ def create_payment() -> Any:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return _recorded(user)
-    return answer_once(user, key, parse_json_body(), 201, lambda: dumper(schemas.PaymentOut)(_recorded(user)))
+    claim = idempotency.claim(user, key, parse_json_body())
+    if isinstance(claim, idempotency.Replay):
+        return _replayed(claim)
+    answer: list[str] = []
+
+    def stored(payment: Any) -> tuple[idempotency.Write]:
+        # the answer is made from what was written, before the event: its key row goes with the event's statement
+        answer.append(_json_text(dumper(schemas.PaymentOut)(payment_view(payment, user))))
+        return (idempotency.completion(claim, 201, answer[0]),)
+
+    record(user, PaymentInput(**read_body(schemas.PaymentCreate)), also=stored)
+    return current_app.response_class(answer[0], status=201, mimetype="application/json")
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _replayed(replay: idempotency.Replay) -> Any:
+    return current_app.response_class(replay.body, status=replay.status, mimetype="application/json")
 
 
 def answer_once(user: User, key: str, fingerprint: Any, status: int, produce: Callable[[], Any]) -> Any:
@@ -88,9 +107,9 @@ def answer_once(user: User, key: str, fingerprint: Any, status: int, produce: Ca
     it describes; a replay of ``fingerprint`` under the same key gets the stored answer (SPEC §7)."""
     claim = idempotency.claim(user, key, fingerprint)
     if isinstance(claim, idempotency.Replay):
-        return current_app.response_class(claim.body, status=claim.status, mimetype="application/json")
+        return _replayed(claim)
     # The key row, the work and the stored answer commit together (the endpoint's one commit) or not at all.
-    text = json.dumps(produce(), ensure_ascii=False, separators=(",", ":"))
+    text = _json_text(produce())
     idempotency.complete(claim, status, text)
     return current_app.response_class(text, status=status, mimetype="application/json")
 

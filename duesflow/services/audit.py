@@ -35,7 +35,7 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from typing import Any, NamedTuple, Protocol
 
 from flask import current_app, g
-from sqlalchemy import Text, bindparam, cast, func, insert, or_, select, type_coerce, update
+from sqlalchemy import Text, bindparam, cast, func, insert, or_, select, true, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -164,11 +164,43 @@ def _reserve(chain: str, count: int) -> tuple[int, str]:
     return length - count + 1, last_hash
 
 
-_MOVE_HEADS = update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(
-    last_hash=bindparam("head_hash"),
-    **{column.name: column + bindparam(f"moved_{state}") for state, column in PAYMENT_COUNTS.items()},
-)
-_INSERT_EVENTS = insert(_EVENTS)
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A position reserved (and the chain's head locked) ahead of ``append_event``, with the hash before it."""
+
+    chain: str
+    position: int
+    prev_hash: str
+
+
+@functools.cache
+def _reserving(statement: Any) -> Any:
+    """PostgreSQL: ``statement`` (an INSERT ... RETURNING) and the chain's lock-and-reserve as CTEs of one SELECT,
+    which gives the reservation with what the INSERT returned (NULLs when it wrote nothing)."""
+    written = statement.cte("written")
+    reserved = _reserve_statement("postgresql").cte("reserved")
+    return select(reserved.c.length, reserved.c.last_hash, *written.c).select_from(
+        reserved.outerjoin(written, true()))
+
+
+def insert_reserving(statement: Any, params: dict[str, Any],
+                     grassroots_org_id: int) -> tuple[Sequence[Any] | None, Reservation | None]:
+    """Run ``statement`` (an INSERT ... RETURNING of one row at most) and, on PostgreSQL in the same round trip,
+    lock the chain of ``grassroots_org_id`` and reserve one position in it for ``append_event(reserved=...)``
+    (the recording's hot path: one statement fewer). The row returned (None: nothing written; the request must
+    then fail, which rolls the reservation back) and the reservation (None elsewhere: ``append_event`` locks the
+    chain itself). ``params`` must not use the names ``chain`` and ``count``."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return db.session.execute(statement, params).first(), None
+    chain = chain_key(grassroots_org_id)
+    row = db.session.execute(_reserving(statement), {**params, "chain": chain, "count": 1}).one()
+    length, last_hash, written = row[0], row[1], tuple(row[2:])
+    return (written if written[0] is not None else None), Reservation(chain, length, last_hash)
+
+
+# The columns of an event row that append_events writes (all but the id).
+_EVENT_COLUMNS = frozenset(("chain", "position", "payment_id", "action", "from_state", "to_state", "from_org_id",
+                            "to_org_id", "actor_id", "note", "details", "at", "prev_hash", "hash"))
 
 
 def count_move(counts: Counter[str], from_state: str | None, to_state: str) -> None:
@@ -180,14 +212,64 @@ def count_move(counts: Counter[str], from_state: str | None, to_state: str) -> N
             counts[from_state] -= 1
 
 
-def append_events(drafts: Sequence[EventDraft]) -> None:
-    """Write many events in one go, in the current transaction (batch entry, a transfer's confirmation).
+_MOVE_HEADS = update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(
+    last_hash=bindparam("head_hash"),
+    **{column.name: column + bindparam(f"moved_{state}") for state, column in PAYMENT_COUNTS.items()},
+)
+_INSERT_EVENTS = insert(_EVENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A statement of the current transaction that may travel with the events' (``append_events(also=...)``):
+    Core DML whose bind parameters are named apart from the event's columns (``event_<column>``) and the head's
+    (``head_chain``, ``head_hash``), with its parameters."""
+
+    statement: Any
+    params: dict[str, Any]
+
+
+@functools.cache
+def _one_event_statement(also: tuple[Any, ...]) -> Any:
+    """PostgreSQL: the head's UPDATE carrying the event's INSERT and the ``also`` statements as CTEs, one round
+    trip for what are otherwise two statements and more. It is ``_MOVE_HEADS`` itself, whatever it sets."""
+    event = insert(_EVENTS).values({column.name: bindparam(f"event_{column.name}", type_=column.type)
+                                    for column in _EVENTS.c if column.name in _EVENT_COLUMNS})
+    statement = _MOVE_HEADS.add_cte(event.cte("appended_event"))
+    for number, extra in enumerate(also):
+        statement = statement.add_cte(extra.cte(f"also_{number}"))
+    return statement
+
+
+def _write(rows: list[dict[str, Any]], heads: list[dict[str, Any]], also: Sequence[Write]) -> None:
+    """The events' INSERT, the heads' UPDATE and ``also``: one statement on PostgreSQL for a single event (the
+    recording's hot path), else each on its own (the driver's executemany for many rows)."""
+    if len(rows) == 1 and db.session.get_bind().dialect.name == "postgresql":
+        params = {f"event_{name}": value for name, value in rows[0].items()}
+        for extra in also:
+            params.update(extra.params)
+        db.session.execute(_one_event_statement(tuple(extra.statement for extra in also)), {**params, **heads[0]})
+        return
+    db.session.execute(_INSERT_EVENTS, rows)
+    db.session.execute(_MOVE_HEADS, heads)
+    for extra in also:
+        db.session.execute(extra.statement, extra.params)
+
+
+def append_events(drafts: Sequence[EventDraft], *, also: Sequence[Write] = (),
+                  reserved: Reservation | None = None) -> None:
+    """Write many events in one go, in the current transaction (batch entry, a transfer's confirmation), and the
+    ``also`` statements with them.
 
     Each chain touched is locked once, in sorted order (two batches touching the same chains cannot deadlock);
     the hashes are computed here; all events go in with one INSERT statement run by the driver's executemany,
-    and the heads move on with one UPDATE statement, which also moves their counts of payments by state. Events of
-    one chain follow the order of ``drafts``."""
+    and the heads move on with one UPDATE statement, which also moves their counts of payments by state (on
+    PostgreSQL a single event goes in with the UPDATE, in one statement). Events of one chain follow the order of
+    ``drafts``. A chain ``reserved`` already (locked, with one position: ``insert_reserving``) is not locked
+    again."""
     if not drafts:
+        for extra in also:
+            db.session.execute(extra.statement, extra.params)
         return
     db.session.flush()  # the payments' own changes (and their version checks) go first, before the chain locks
     by_chain: dict[str, list[EventDraft]] = {}
@@ -199,7 +281,11 @@ def append_events(drafts: Sequence[EventDraft]) -> None:
     rows: list[dict[str, Any]] = []
     heads: list[dict[str, Any]] = []
     for chain in sorted(by_chain):
-        position, prev = _reserve(chain, len(by_chain[chain]))
+        if reserved is not None and reserved.chain == chain:
+            assert len(by_chain[chain]) == 1, "a reservation holds one position"
+            position, prev = reserved.position, reserved.prev_hash
+        else:
+            position, prev = _reserve(chain, len(by_chain[chain]))
         moves: Counter[str] = Counter()
         for draft in by_chain[chain]:
             payment, details, actor_id = draft.payment, draft.details or {}, draft.actor.id
@@ -214,8 +300,7 @@ def append_events(drafts: Sequence[EventDraft]) -> None:
             count_move(moves, draft.from_state, payment.state)
         heads.append({"head_chain": chain, "head_hash": prev, **{f"moved_{state}": moves[state] for state in
                                                                   PAYMENT_COUNTS}})
-    db.session.execute(_INSERT_EVENTS, rows)
-    db.session.execute(_MOVE_HEADS, heads)
+    _write(rows, heads, also)
 
 
 def append_event(
@@ -227,10 +312,14 @@ def append_event(
     from_org_id: int | None,
     note: str | None = None,
     details: dict[str, Any] | None = None,
+    also: Sequence[Write] = (),
+    reserved: Reservation | None = None,
 ) -> None:
     """Write the event for a change already made to ``payment``, in the same transaction: three statements (lock
-    and reserve, insert, move the head)."""
-    append_events([EventDraft(payment, action, actor, from_state, from_org_id, note, details)])
+    and reserve, insert, move the head), two on PostgreSQL, where ``also`` travels with the second; one when the
+    chain was ``reserved`` with the change (``insert_reserving``)."""
+    append_events([EventDraft(payment, action, actor, from_state, from_org_id, note, details)], also=also,
+                  reserved=reserved)
 
 
 def chain_heads() -> dict[str, tuple[int, str]]:

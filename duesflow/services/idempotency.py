@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 from ..errors import IdempotencyConflict, ValidationFailed
 from ..extensions import db
 from ..models import IdempotencyKey, User, UTCDateTime, utcnow
+from .audit import Write
 
 MAX_KEY_LENGTH = 255
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout ends a wait
@@ -119,10 +120,20 @@ def claim(user: User, key: str, body: Any) -> Replay | Claim:
     raise IdempotencyConflict("使用该幂等键的请求仍在处理中。")
 
 
+_COMPLETE = update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(
+    state="done", response_status=bindparam("key_status"), response_body=bindparam("key_body"))
+
+
+def completion(claimed: Claim, status: int, body: str) -> Write:
+    """The statement that stores the response with the work, to go with the work's own (``audit.append_events``
+    sends it with the events, in one round trip on PostgreSQL)."""
+    return Write(_COMPLETE, {"key_id": claimed.id, "key_status": status, "key_body": body})
+
+
 def complete(claimed: Claim, status: int, body: str) -> None:
     """Store the response with the work, in the request's transaction (committed with it)."""
-    db.session.execute(update(_KEYS).where(_KEYS.c.id == claimed.id).values(
-        state="done", response_status=status, response_body=body))
+    write = completion(claimed, status, body)
+    db.session.execute(write.statement, write.params)
 
 
 def purge_expired() -> int:

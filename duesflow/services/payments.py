@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, literal_column, select
 
 from .. import permissions
 from ..errors import (
     AmountAboveMaximum,
     AmountBelowMinimum,
     DirectPaymentRefused,
+    DomainError,
     RegularDuesUnpaid,
     ValidationFailed,
 )
@@ -25,7 +26,7 @@ from ..money import MINIMUM_AMOUNT, format_amount
 from ..timeutil import beijing_today
 from ..workflow import Action, Position, Role, State, target
 from . import arrival, notifications, receipts
-from .audit import append_event
+from .audit import Write, append_event, insert_reserving
 
 
 def check_amount(amount: Decimal) -> None:
@@ -120,37 +121,74 @@ class RecordedPayment:
         return self.created_at
 
 
-_MEMBER_OF_ORG = select(Member.id, Member.name).where(
-    Member.id == bindparam("member_id"), Member.org_id == bindparam("org_id"))
-_INSERT_PAYMENT = insert(Payment.__table__).returning(Payment.__table__.c.id)
+_MEMBERS = Member.__table__
+_PAYMENTS = Payment.__table__
+_MEMBER_OF_ORG = select(_MEMBERS.c.id, _MEMBERS.c.name).where(
+    _MEMBERS.c.id == bindparam("member_id"), _MEMBERS.c.org_id == bindparam("org_id"))
+# The payment's columns given as parameters of the INSERT below (besides the member's id, which the row of
+# ``members`` gives); the others stay NULL, as the ORM leaves them (``path``: until the first submit).
+_GIVEN = [_PAYMENTS.c[name] for name in (
+    "grassroots_org_id", "holder_org_id", "state", "amount", "collected_on", "method", "regular_dues_paid", "note",
+    "created_by_id", "created_at", "updated_at", "version")]
+# The member check and the payment in one statement: the row is inserted only when the member belongs to the
+# org (no row back: not a member of it), and the member's name comes back with the new id.
+_INSERT_PAYMENT = insert(_PAYMENTS).from_select(
+    ["member_id", *(column.name for column in _GIVEN)],
+    select(_MEMBERS.c.id, *(bindparam(column.name, type_=column.type) for column in _GIVEN)).where(
+        _MEMBERS.c.id == bindparam("member_id"), _MEMBERS.c.org_id == bindparam("org_id")),
+).returning(_PAYMENTS.c.id, literal_column(
+    # written out: SQLAlchemy does not correlate a subquery of RETURNING with the table written to
+    "(SELECT members.name FROM members WHERE members.id = payments.member_id)", type_=_MEMBERS.c.name.type,
+).label("member_name"))
 
 
-def record(clerk: User, data: PaymentInput) -> RecordedPayment:
+def _refusal(clerk: User, data: PaymentInput) -> DomainError | None:
+    """What refuses a recording once its member is known to be the org's, in the order the checks run: the
+    payment rules, then a deactivated org; None when nothing does."""
+    try:
+        for rule in PAYMENT_RULES:
+            rule(data)
+        recording_org(clerk)
+    except DomainError as refused:
+        return refused
+    return None
+
+
+def record(clerk: User, data: PaymentInput,
+           also: Callable[[RecordedPayment], Sequence[Write]] | None = None) -> RecordedPayment:
     """A clerk records money collected from one of its org's members; writes the ``record`` event.
 
-    The hot path of the service (SPEC §7, issue 15): four statements (the member, the payment's INSERT, the audit
-    chain's lock with the event's INSERT and the head's UPDATE), in SQLAlchemy Core, since the ORM's unit of work
-    for one new row cost more than the statements themselves."""
+    The hot path of the service (SPEC §7, issue 15): the member check with the payment's INSERT (one statement,
+    which on PostgreSQL also locks the audit chain and reserves the event's position), then the chain's lock, the
+    event's INSERT and the head's UPDATE, in SQLAlchemy Core, since the ORM's unit of work for one new row cost
+    more than the statements themselves. The checks keep their order (the
+    member, the payment rules, the org): a request the rules or the org refuse reads the member first, so that a
+    stranger's payment is still refused as such. ``also(payment)`` gives statements of the same transaction that
+    go with the event's (the stored answer of an Idempotency-Key)."""
     if clerk.role == Role.MEMBER:
         raise DirectPaymentRefused()
     permissions.require_role(clerk, Role.CLERK)
-    member = db.session.execute(_MEMBER_OF_ORG, {"member_id": data.member_id, "org_id": clerk.org_id}).one_or_none()
-    if member is None:
-        raise ValidationFailed(fields={"member_id": [NO_SUCH_MEMBER]})
-    for rule in PAYMENT_RULES:
-        rule(data)
-    org = recording_org(clerk)
+    refused = _refusal(clerk, data)
+    if refused is not None:
+        if db.session.execute(_MEMBER_OF_ORG, {"member_id": data.member_id, "org_id": clerk.org_id}).first() is None:
+            raise ValidationFailed(fields={"member_id": [NO_SUCH_MEMBER]})
+        raise refused
+    org = clerk.org
+    assert org is not None
     now = utcnow()
-    payment_id = db.session.execute(_INSERT_PAYMENT, {
-        "member_id": member.id, "grassroots_org_id": org.id, "holder_org_id": org.id,
+    written, reserved = insert_reserving(_INSERT_PAYMENT, {
+        "member_id": data.member_id, "org_id": org.id, "grassroots_org_id": org.id, "holder_org_id": org.id,
         "state": State.RECORDED.value, "amount": data.amount, "collected_on": data.collected_on,
         "method": data.method, "regular_dues_paid": True, "note": data.note, "created_by_id": clerk.id,
         "created_at": now, "updated_at": now, "version": 1,  # the ORM's first version_id
-    }).scalar_one()
-    payment = RecordedPayment(payment_id, member.id, member.name, org.id, org.name, data.amount,
+    }, org.id)
+    if written is None:
+        raise ValidationFailed(fields={"member_id": [NO_SUCH_MEMBER]})
+    payment = RecordedPayment(written[0], data.member_id, written[1], org.id, org.name, data.amount,
                               data.collected_on, data.method, data.note, now)
     append_event(payment, action="record", actor=clerk, from_state=None, from_org_id=None,
-                 details={"amount": format_amount(data.amount)})
+                 details={"amount": format_amount(data.amount)}, also=also(payment) if also is not None else (),
+                 reserved=reserved)
     return payment
 
 
