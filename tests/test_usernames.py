@@ -61,6 +61,7 @@ def _users_before_0008(app, *usernames: str) -> None:
                 {"username": username, "active": True})
 
 
+@pytest.mark.payment_counts_unchecked("it leaves the schema at revision 0007, before the heads count payments")
 def test_migration_0008_refuses_clashing_accounts_naming_them_and_changes_nothing(app, capfd):
     try:
         _users_before_0008(app, "demo-admin", "DEMO-ADMIN", "clerk", "Clerk", "central")
