@@ -198,11 +198,6 @@ def insert_reserving(statement: Any, params: dict[str, Any],
     return (written if written[0] is not None else None), Reservation(chain, length, last_hash)
 
 
-# The columns of an event row that append_events writes (all but the id).
-_EVENT_COLUMNS = frozenset(("chain", "position", "payment_id", "action", "from_state", "to_state", "from_org_id",
-                            "to_org_id", "actor_id", "note", "details", "at", "prev_hash", "hash"))
-
-
 def count_move(counts: Counter[str], from_state: str | None, to_state: str) -> None:
     """Add to ``counts`` (state -> change in the number of payments in it) the move of one payment by an event
     from ``from_state`` (None: its ``record``) to ``to_state``."""
@@ -234,7 +229,7 @@ def _one_event_statement(also: tuple[Any, ...]) -> Any:
     """PostgreSQL: the head's UPDATE carrying the event's INSERT and the ``also`` statements as CTEs, one round
     trip for what are otherwise two statements and more. It is ``_MOVE_HEADS`` itself, whatever it sets."""
     event = insert(_EVENTS).values({column.name: bindparam(f"event_{column.name}", type_=column.type)
-                                    for column in _EVENTS.c if column.name in _EVENT_COLUMNS})
+                                    for column in _EVENTS.c if column is not _EVENTS.c.id})
     statement = _MOVE_HEADS.add_cte(event.cte("appended_event"))
     for number, extra in enumerate(also):
         statement = statement.add_cte(extra.cte(f"also_{number}"))
