@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -111,6 +112,7 @@ class RequestSpec:
     headers: tuple[tuple[str, str], ...] = ()
     body: str | None = None
     idempotent: bool = False
+    variants: tuple[tuple[str, str], ...] = ()  # (Authorization, body) taken in turn: many clerks, not one
     expect_status: int = 200
     expect_type: str = "application/json"
 
@@ -145,6 +147,8 @@ def run_wrk(base_url: str, spec: RequestSpec, *, duration: str, connections: int
     }
     if spec.body is not None:
         env["WRK_BODY"] = spec.body
+    if spec.variants:
+        env["WRK_VARIANTS"] = "\n".join(f"{authorization}\t{body}" for authorization, body in spec.variants)
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}", "--timeout", "30s", "-s", str(LUA_SCRIPT),
                base_url]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -197,16 +201,22 @@ def api_json(base_url: str, method: str, path: str, *, token: str | None = None,
     return json.loads(content)
 
 
-def check_request(base_url: str, spec: RequestSpec, label: str) -> None:
-    """Send each distinct request of ``spec`` once and insist on the expected status and content type."""
+def check_request(base_url: str, spec: RequestSpec, label: str) -> int:
+    """Send each distinct request of ``spec`` once and insist on the expected status and content type; how many
+    requests that was."""
     headers = dict(spec.headers)
-    for number, path in enumerate(dict.fromkeys(spec.paths)):
+    variants = spec.variants or ((headers.get("Authorization", ""), spec.body),)
+    requests = list(itertools.product(dict.fromkeys(spec.paths), variants))
+    for number, (path, (authorization, text)) in enumerate(requests):
+        if authorization:
+            headers["Authorization"] = authorization
         if spec.idempotent:
             headers["Idempotency-Key"] = f"bench-check-{time.time_ns()}-{number}"
-        body = None if spec.body is None else json.loads(spec.body)
+        body = None if text is None else json.loads(text)
         status, content_type, content = http(base_url, spec.method, path, body=body, headers=headers)
         if status != spec.expect_status or not content_type.startswith(spec.expect_type):
             raise RuntimeError(f"{label}: {spec.method} {path} answered {status} {content_type}: {content[:300]!r}")
+    return len(requests)
 
 
 # ---- gunicorn ------------------------------------------------------------------------------------------------
@@ -386,15 +396,20 @@ def drop_database(database: Database) -> None:
         pg_execute(database.url, f"DROP DATABASE IF EXISTS {database.name} WITH (FORCE)")
 
 
-def count_rows(database: Database, query: str) -> int:
+def list_column(database: Database, query: str) -> list[Any]:
+    """The first column of ``query``'s rows."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(database.url)
     try:
         with engine.connect() as connection:
-            return int(connection.execute(text(query)).scalar_one())
+            return list(connection.execute(text(query)).scalars())
     finally:
         engine.dispose()
+
+
+def count_rows(database: Database, query: str) -> int:
+    return int(list_column(database, query)[0])
 
 
 # ---- the bench's view of a seeded database ---------------------------------------------------------------------
@@ -438,14 +453,36 @@ def beijing_today() -> str:
     return datetime.now(BEIJING).date().isoformat()
 
 
-def record_body(session: Session) -> str:
-    """A valid body for the clerk: one of its members, an amount above the minimum, collected today."""
-    members = session.get("clerk", "/api/v1/members?limit=1")["items"]
+def record_body(session: Session, token: str | None = None) -> str | None:
+    """A valid body for the clerk (``token``'s, or the bench clerk's): one of its members, an amount above the
+    minimum, collected today; None when that clerk's committee has no members."""
+    members = api_json(session.server.base_url, "GET", "/api/v1/members?limit=1",
+                       token=token or session.token("clerk"))["items"]
     if not members:
-        raise RuntimeError(f"clerk {session.users.clerk} has no members")
+        return None
     body = {"member_id": members[0]["id"], "amount": "1234.56", "collected_on": beijing_today(), "method": "cash",
             "regular_dues_paid": True, "note": RECORD_NOTE}
     return json.dumps(body, separators=(",", ":"))
+
+
+def clerk_variants(session: Session, database: Database, committees: int) -> tuple[tuple[str, str], ...]:
+    """(Authorization, body) of the clerks of ``committees`` grassroots orgs with members, the bench clerk first:
+    a campaign records in many committees at once, each on its own audit chain (SPEC §8)."""
+    usernames = [session.users.clerk] + [name for name in list_column(
+        database, "SELECT username FROM users WHERE role = 'clerk' AND username LIKE 'bench-c-%' ORDER BY id")
+        if name != session.users.clerk]
+    variants: list[tuple[str, str]] = []
+    for username in usernames:
+        if len(variants) == committees:
+            break
+        token = api_json(session.server.base_url, "POST", "/api/v1/auth/token",
+                         body={"username": username, "password": session.users.password})["token"]
+        body = record_body(session, token)
+        if body is not None:
+            variants.append((f"Bearer {token}", body))
+    if len(variants) < committees:
+        raise RuntimeError(f"only {len(variants)} of {committees} committees have a clerk and members")
+    return tuple(variants)
 
 
 def payment_ids(session: Session, role: str, query: str, count: int,
@@ -668,6 +705,7 @@ class Options:
     connections: int
     latency_connections: int
     rotate: int
+    committees: int
     report_requests: int
     reads_on: str
     floor_rows: int
@@ -704,7 +742,7 @@ class Bench:
         Up to one row per connection and run more than answers is fine: wrk stops with requests in flight.
         """
         rows = count_rows(database, f"SELECT count(*) FROM {table} WHERE note = '{RECORD_NOTE}'")
-        answered = self.answered[server.label, "POST"] + 1  # and the one request check_request sent
+        answered = self.answered[server.label, "POST"]  # check_request's requests included
         in_flight = self.options.connections * self.wrk_runs[server.label, "POST"]
         matches = answered <= rows <= answered + in_flight
         self.results.notes.append(f"{server.label}: {rows} rows written for {answered} answered POSTs "
@@ -728,8 +766,8 @@ class Bench:
     def throughput(self, engine: str, scenario: str, floor: Server, floor_spec: RequestSpec, ours: Server,
                    our_spec: RequestSpec) -> ThroughputRow:
         """Floor and duesflow back to back, ``repeats`` times, the order alternating to cancel any drift."""
-        check_request(floor.base_url, floor_spec, f"floor {scenario}")
-        check_request(ours.base_url, our_spec, f"duesflow {scenario}")
+        for server, spec, side in ((floor, floor_spec, "floor"), (ours, our_spec, "duesflow")):
+            self.answered[server.label, spec.method] += check_request(server.base_url, spec, f"{side} {scenario}")
         connections = self.options.connections
         row = ThroughputRow(engine, scenario, THROUGHPUT_TARGETS[scenario])
         self.warm(floor, floor_spec, connections)
@@ -829,10 +867,12 @@ class Bench:
                 if "record" in wanted and scratch is not None and floor is not None and floor_db is not None:
                     ours_scratch = start("duesflow-scratch", DUESFLOW_APP, scratch, "/healthz")
                     scratch_session = Session(ours_scratch, options.users)
-                    body = record_body(scratch_session)
+                    variants = clerk_variants(scratch_session, scratch, options.committees)
+                    body = variants[0][1]
                     floor_insert = RequestSpec(paths=("/insert",), method="POST", body=body, expect_status=201)
                     our_insert = scratch_session.spec("clerk", ["/api/v1/payments"], method="POST", body=body,
-                                                      idempotent=True, expect_status=201)
+                                                      idempotent=True, expect_status=201,
+                                                      variants=variants if len(variants) > 1 else ())
                     row = self.throughput(engine, "record", floor, floor_insert, ours_scratch, our_insert)
                     self.check_writes(row, floor, floor_db, "floor_rows")
                     self.check_writes(row, ours_scratch, scratch, "payments")
@@ -1004,6 +1044,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-connections", type=int, default=1,
                         help="wrk connections for the list latency runs (1: a request's own time)")
     parser.add_argument("--rotate", type=int, default=50, help="payments (and floor rows) a read run cycles over")
+    parser.add_argument("--committees", type=int, default=1,
+                        help="record as the clerks of this many grassroots orgs in turn (default 1: the bench clerk)")
     parser.add_argument("--report-requests", type=int, default=10,
                         help="timed requests of each report, one at a time, after an unmeasured one (default 10)")
     parser.add_argument("--reads-on", choices=("small", "large"), default="small",
@@ -1060,6 +1102,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(
         duration=args.duration, warmup=args.warmup, repeats=args.repeats, workers=args.workers,
         connections=args.connections, latency_connections=args.latency_connections, rotate=args.rotate,
+        committees=args.committees,
         reads_on=args.reads_on, report_requests=args.report_requests,
         floor_rows=args.floor_rows,
         users=Users(args.clerk, args.reviewer, args.channel_reviewer, args.central, args.password),

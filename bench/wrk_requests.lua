@@ -6,6 +6,8 @@
 --   WRK_BODY         the request body (sent with Content-Type: application/json)
 --   WRK_IDEMPOTENCY  "1": a unique Idempotency-Key header on every request
 --   WRK_NONCE        makes the keys unique across runs against the same database
+--   WRK_VARIANTS     optional "Authorization value<TAB>body" lines: each request takes the next one in turn (the
+--                    same path), so that a run records as many clerks of many committees, not one
 --
 -- done() prints one line "WRK_JSON {...}": request count, duration, errors and latency percentiles (microseconds).
 
@@ -28,6 +30,7 @@ local method, body, idempotent, nonce
 local headers = {}
 local prepared = {}
 local paths = {}
+local variants = {}
 local position = 0
 local sequence = 0
 
@@ -41,6 +44,13 @@ function init(args)
     headers[name] = value
   end
   if body then
+    headers["Content-Type"] = "application/json"
+  end
+  for _, line in ipairs(split_lines(os.getenv("WRK_VARIANTS"))) do
+    local authorization, variant_body = string.match(line, "^([^\t]*)\t(.*)$")
+    table.insert(variants, { authorization = authorization, body = variant_body })
+  end
+  if #variants > 0 then
     headers["Content-Type"] = "application/json"
   end
   paths = split_lines(os.getenv("WRK_PATHS"))
@@ -57,11 +67,18 @@ end
 
 function request()
   position = position % #paths + 1
-  if not idempotent then
+  if not idempotent and #variants == 0 then
     return prepared[position]
   end
   sequence = sequence + 1
-  headers["Idempotency-Key"] = string.format("bench-%s-%d-%d", nonce, thread_id, sequence)
+  if idempotent then
+    headers["Idempotency-Key"] = string.format("bench-%s-%d-%d", nonce, thread_id, sequence)
+  end
+  if #variants > 0 then
+    local variant = variants[sequence % #variants + 1]
+    headers["Authorization"] = variant.authorization
+    return wrk.format(method, paths[position], headers, variant.body)
+  end
   return wrk.format(method, paths[position], headers, body)
 end
 
