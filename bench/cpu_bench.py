@@ -1,7 +1,7 @@
 """CPU per request in one process, duesflow against the floor: disk- and network-independent (issue 15, point 6).
 
     python bench/cpu_bench.py --engine sqlite|postgresql|both [--requests 300] [--warmup 50]
-        [--postgresql-url URL] [--profile]
+        [--postgresql-url URL] [--profile [record|detail]]
 
 Each engine gets two fresh scratch databases (SQLite: files in a temporary folder; PostgreSQL: databases
 ``<name>_cpu`` and ``<name>_cpu_floor`` made next to ``--postgresql-url``'s, dropped afterwards), one for duesflow
@@ -17,7 +17,8 @@ socket or HTTP parsing is measured, only the app, its driver and (SQLite) the en
 Each request's CPU time (``time.process_time``, this process only: PostgreSQL's server work is not counted, nor
 any wait for the disk) is taken after ``--warmup`` requests of each kind; duesflow and floor requests alternate one
 by one, so that a busy moment of the shared machine falls on both sides alike. The medians and their ratio are
-printed as a Markdown table. ``--profile`` samples the recording requests with cProfile and prints the top.
+printed as a Markdown table. ``--profile [record|detail]`` samples that scenario's requests with cProfile and
+prints the top.
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ def run_engine(engine: str, args: argparse.Namespace) -> list[str]:
             profiler = cProfile.Profile()
             profiler.enable()
             for n in range(args.requests):
-                duesflow_sides["record"].call(10_000 + n)
+                duesflow_sides[args.profile].call(10_000 + n)
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
         with duesflow.app_context():
@@ -214,7 +215,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50, help="requests per side and scenario before measuring")
     parser.add_argument("--postgresql-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/duesflow_bench",
                         help="scratch databases are made beside this one's name")
-    parser.add_argument("--profile", action="store_true", help="cProfile of duesflow's recording afterwards")
+    parser.add_argument("--profile", nargs="?", const="record", choices=("record", "detail"),
+                        help="cProfile of duesflow's requests of this scenario afterwards (default record)")
     args = parser.parse_args()
     engines = ("sqlite", "postgresql") if args.engine == "both" else (args.engine,)
     rows = ["| engine | scenario | floor CPU ms | duesflow CPU ms | ratio | target | result |",
