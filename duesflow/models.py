@@ -322,7 +322,7 @@ class Receipt(db.Model):
     __tablename__ = "receipts"
     __table_args__ = (
         UniqueConstraint("year", "sequence", name="uq_receipts_year_sequence"),
-        CheckConstraint("sequence >= 1 AND sequence <= 999999", name="sequence_range"),
+        CheckConstraint("sequence >= 1", name="sequence_range"),  # past 999,999: a seventh digit (0014)
         CheckConstraint("version >= 1", name="version_positive"),
         Index(
             "uq_receipts_one_live_per_payment",
@@ -337,7 +337,7 @@ class Receipt(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
-    number: Mapped[str] = mapped_column(String(11), unique=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)  # YYYY-NNNNNN, six digits or more
     year: Mapped[int] = mapped_column(Integer)
     sequence: Mapped[int] = mapped_column(Integer)
     verification_code: Mapped[str] = mapped_column(String(8))

@@ -17,7 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from duesflow import permissions
 from duesflow.extensions import db
-from duesflow.models import Event, Member, Payment, Receipt
+from duesflow.models import Event, Member, Payment, Receipt, ReceiptSequence
 from duesflow.services.receipts import change_receipt
 from duesflow.timeutil import beijing_today
 from duesflow.workflow import ReceiptChange
@@ -128,6 +128,24 @@ def test_verification_of_a_voided_receipt_says_voided(api, world, client):
     assert response.json["number"] == receipt["number"] and response.json["member_name"] == "张**"
     page = client.get(f"/verify/{receipt['number']}?code={receipt['verification_code']}")
     assert page.status_code == 200 and "作废" in page.get_data(as_text=True)
+
+
+def test_the_millionth_receipt_of_a_year_gets_seven_digits_and_verifies(api, world, client):
+    # A campaign year can issue more than 999,999 receipts (the million-payment surge did, and its confirmation
+    # failed with a 500 when the number outgrew the column): the sequence keeps counting with a seventh digit.
+    payment = api.record(world.members["zhang"], "12345.67")
+    advance(api, payment["id"], 4)
+    year = beijing_today().year
+    db.session.add(ReceiptSequence(year=year, last_number=999_999))
+    db.session.commit()
+
+    receipt = api.act(payment["id"], "confirm", "central")["receipt"]
+
+    assert receipt["number"] == f"{year}-1000000"
+    response = verify(api, receipt["number"], receipt["verification_code"])
+    assert response.status_code == 200 and response.json["valid"] is True
+    assert client.get(f"/verify/{receipt['number']}?code={receipt['verification_code']}").status_code == 200
+    assert receipt["number"] in pdf_text(api, payment["id"]).replace(" ", "")
 
 
 def test_voided_receipt_pdf_is_marked_void(api, world):

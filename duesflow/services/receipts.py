@@ -34,11 +34,11 @@ def new_verification_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
-RECEIPT_NUMBER = re.compile(r"[0-9]{4}-[0-9]{6}")
+RECEIPT_NUMBER = re.compile(r"[0-9]{4}-[0-9]{6,11}")  # six digits, more past 999,999 in a year
 
 
 def receipt_number(year: int, sequence: int) -> str:
-    """``YYYY-NNNNNN``."""
+    """``YYYY-NNNNNN``: six digits at least, seven from the millionth receipt of a year on."""
     return f"{year:04d}-{sequence:06d}"
 
 
