@@ -434,12 +434,14 @@ class Session:
         self.users = users
         self.tokens: dict[str, str] = {}
 
+    def log_in(self, username: str) -> str:
+        """A new token of the bench user ``username``."""
+        return api_json(self.server.base_url, "POST", "/api/v1/auth/token",
+                        body={"username": username, "password": self.users.password})["token"]
+
     def token(self, role: str) -> str:
         if role not in self.tokens:
-            username = getattr(self.users, role)
-            answer = api_json(self.server.base_url, "POST", "/api/v1/auth/token",
-                              body={"username": username, "password": self.users.password})
-            self.tokens[role] = answer["token"]
+            self.tokens[role] = self.log_in(getattr(self.users, role))
         return self.tokens[role]
 
     def get(self, role: str, path: str) -> Any:
@@ -475,8 +477,7 @@ def clerk_variants(session: Session, database: Database, committees: int) -> tup
     for username in usernames:
         if len(variants) == committees:
             break
-        token = api_json(session.server.base_url, "POST", "/api/v1/auth/token",
-                         body={"username": username, "password": session.users.password})["token"]
+        token = session.log_in(username)
         body = record_body(session, token)
         if body is not None:
             variants.append((f"Bearer {token}", body))

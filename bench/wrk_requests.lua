@@ -43,14 +43,11 @@ function init(args)
     local name, value = string.match(line, "^([^:]+):%s*(.*)$")
     headers[name] = value
   end
-  if body then
-    headers["Content-Type"] = "application/json"
-  end
   for _, line in ipairs(split_lines(os.getenv("WRK_VARIANTS"))) do
     local authorization, variant_body = string.match(line, "^([^\t]*)\t(.*)$")
     table.insert(variants, { authorization = authorization, body = variant_body })
   end
-  if #variants > 0 then
+  if body or #variants > 0 then
     headers["Content-Type"] = "application/json"
   end
   paths = split_lines(os.getenv("WRK_PATHS"))

@@ -150,7 +150,7 @@ def test_a_username_is_matched_in_any_case_by_the_throttle_too(client, world):
 # ---- finding 5: the same cost for an unknown username ----------------------------------------------------
 
 
-def test_an_unknown_username_costs_one_verification_like_a_known_one(app, client, world, monkeypatch):
+def test_an_unknown_username_costs_one_verification_like_a_known_one(client, world, monkeypatch):
     # Counted, not timed (speed belongs in benchmarks; a timing here failed CI on a busy machine): every failed
     # login verifies exactly one hash, and the unknown username's dummy hash costs what a known user's does.
     known_users = ["clerk", "clerk_jiefang", "tiedong", "siping", "jilin", "beijing", "central"]

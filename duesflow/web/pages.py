@@ -10,7 +10,7 @@ from ..errors import InvalidCredentials, ReceiptNotFound, TooManyRequests, Valid
 from ..extensions import db
 from ..receipts.verification import PROBLEM_TEXT
 from ..services import auth
-from ..services.receipts import DOCUMENT_MAX_BYTES
+from ..services.receipts import DOCUMENT_MAX_BYTES, RECEIPT_NUMBER
 from . import bp
 from .session import start_session
 
@@ -53,7 +53,8 @@ def verify_home() -> Any:
     number, code = request.args.get("number", "").strip()[:32], request.args.get("code", "").strip()[:64]
     if number:
         return redirect(url_for("web.verify_page", number=number, code=code or None))
-    return render_template("verify_home.html", result=None, error=None, reasons=PROBLEM_TEXT)
+    return render_template("verify_home.html", result=None, error=None, reasons=PROBLEM_TEXT,
+                           number_pattern=RECEIPT_NUMBER.pattern)
 
 
 @bp.post("/verify")
@@ -75,7 +76,8 @@ def verify_upload() -> Any:
             db.session.rollback()
             status = failure.status
             error = "查验次数过多，请稍后再试。" if failure.status == 429 else "上传的文件不是PDF文件。"
-    return render_template("verify_home.html", result=result, error=error, reasons=PROBLEM_TEXT), status
+    return render_template("verify_home.html", result=result, error=error, reasons=PROBLEM_TEXT,
+                           number_pattern=RECEIPT_NUMBER.pattern), status
 
 
 @bp.get("/verify/<number>")
