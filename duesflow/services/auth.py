@@ -125,8 +125,9 @@ def _loaded(model: type[Any], row: Any, prefix: str) -> Any:
         return present
     mapper = inspect(model)
     instance = mapper.class_manager.new_instance()
-    for attribute in mapper.column_attrs:
-        set_committed_value(instance, attribute.key, getattr(row, prefix + attribute.columns[0].name))
+    # as the ORM's own loading does: the values straight into the instance's dict, then committed all at once
+    instance.__dict__.update({attribute.key: getattr(row, prefix + attribute.columns[0].name)
+                              for attribute in mapper.column_attrs})
     make_transient_to_detached(instance)
     db.session.add(instance)
     return instance
@@ -136,7 +137,9 @@ def user_for_token(token: str) -> tuple[User, int] | None:
     """The active user behind a live token and the token's id, or None."""
     if not token or len(token) > 200:
         return None
-    row = db.session.execute(_TOKEN_WITH_USER_ORG, {"token_hash": _digest(token)}).one_or_none()
+    # Core on the session's connection: nothing is pending at this point of a request (the ORM's execute would
+    # only add its autoflush check and result wrapping)
+    row = db.session.connection().execute(_TOKEN_WITH_USER_ORG, {"token_hash": _digest(token)}).one_or_none()
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or not row.user_active:
         return None
     user = _loaded(User, row, "user_")

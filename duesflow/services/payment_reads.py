@@ -107,7 +107,9 @@ def _one_payment(role: str, *, with_events: bool = False, with_document: bool = 
 
 def _rows_or_404(user: User, payment_id: int, *, with_events: bool = False,
                  with_document: bool = False) -> list[PaymentRow]:
-    rows = db.session.execute(
+    db.session.flush()  # what the request changed is in its rows; then Core on the session's connection, without
+    # the ORM's result pipeline around a statement that loads no objects
+    rows = db.session.connection().execute(
         _one_payment(user.role, with_events=with_events, with_document=with_document),
         {"payment_id": payment_id, **permissions.viewer_parameters(user)},
     ).all()
