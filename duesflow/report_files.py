@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-
-from openpyxl import Workbook
-from openpyxl.cell import Cell
-from openpyxl.styles import Font
+from typing import TYPE_CHECKING
 
 from .money import format_amount
 from .services.reports import GROUPING_NAMES, Summary
 from .workflow import STATE_NAMES
+
+if TYPE_CHECKING:
+    from openpyxl.cell import Cell
 
 CSV_MIMETYPE = "text/csv"
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -72,6 +72,9 @@ def summary_csv(summary: Summary) -> bytes:
 def summary_xlsx(summary: Summary) -> bytes:
     """The summary as a one-sheet workbook: a title, the header row, the groups and the total; amounts are
     numbers (written from their decimal text, never through a float) shown with two decimals."""
+    from openpyxl import Workbook  # imported where used (duesflow.spreadsheets, _xlsx_lines)
+    from openpyxl.styles import Font
+
     book = Workbook()
     sheet = book.active
     sheet.title = "汇总"

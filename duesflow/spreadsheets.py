@@ -13,9 +13,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
-
 READABLE_SUFFIXES = (".csv", ".xlsx")
 
 
@@ -121,6 +118,11 @@ def _csv_lines(source: Path | IO[bytes]) -> Iterator[list[tuple[str, bool]]]:
 
 
 def _xlsx_lines(source: Path | IO[bytes]) -> Iterator[list[tuple[str, bool]]]:
+    # openpyxl (and the numpy it looks for) is imported where a workbook is read or written, not with the package:
+    # every gunicorn worker and `flask` command would otherwise pay for it at start (docs/testing.md)
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         book = load_workbook(source, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, SyntaxError, OSError) as error:

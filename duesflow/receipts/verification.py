@@ -9,14 +9,8 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyhanko.pdf_utils.generic import NumberObject, TextStringObject
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko.sign.validation.status import SignatureCoverageLevel
-from pyhanko_certvalidator import ValidationContext
 
 from .signature import certificate_fingerprint, signer_name
 
@@ -71,6 +65,15 @@ def read_signed_document(data: bytes, known: dict[str, x509.Certificate]) -> Sig
     """
     if not _looks_like_pdf(data):
         raise NotAPdf("not a PDF file")
+    # pyHanko is imported here, by the one function that reads a signature: it is a quarter of the package's import
+    # time, which every gunicorn worker and every `flask` command would otherwise pay (docs/testing.md)
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.generic import NumberObject, TextStringObject
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
     except Exception as error:  # noqa: BLE001 - a parser fed untrusted bytes: any failure means "unreadable"

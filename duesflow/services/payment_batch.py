@@ -20,8 +20,6 @@ from typing import IO, Any
 
 from flask import current_app
 from marshmallow import ValidationError
-from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
 from sqlalchemy import func, insert, select
 from sqlalchemy import text as sql
 
@@ -254,6 +252,9 @@ def _reserved_payment_ids(count: int) -> list[int]:
 def template_xlsx() -> bytes:
     """The workbook a committee fills in: the Chinese headers, the resident ID column formatted as text (a number
     would lose its last digits), and a sheet explaining each column."""
+    from openpyxl import Workbook  # imported where used (duesflow.spreadsheets, _xlsx_lines)
+    from openpyxl.utils import get_column_letter
+
     book = Workbook()
     sheet = book.active
     sheet.title = "款项"
