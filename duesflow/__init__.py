@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     with app.app_context():
-        _sqlite_setup(db.engine)
-        _postgresql_setup(db.engine)
+        if db.engine not in _ENGINES_SET_UP:  # an engine several apps share (the tests' on PostgreSQL): hooks once
+            _sqlite_setup(db.engine)
+            _postgresql_setup(db.engine)
+            _ENGINES_SET_UP.add(db.engine)
 
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -87,6 +90,9 @@ class _IdConverter(IntegerConverter):
     def to_python(self, value: str) -> int:
         number = int(super().to_python(value))
         return number if number <= MAX_ID else 0
+
+
+_ENGINES_SET_UP: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def _engine_options(app: Flask) -> None:

@@ -29,6 +29,7 @@ from duesflow.timeutil import beijing_today
 from duesflow.workflow import OrgKind
 
 parallel.cache_url_builders()  # an app per test: werkzeug compiles each shape of URL rule once (tests/parallel.py)
+parallel.share_engines()  # PostgreSQL: one engine per database and process, its connections kept (tests/parallel.py)
 
 PG_URL = os.environ.get("DUESFLOW_TEST_DATABASE_URL")
 PASSWORD = "correct-horse-battery"
@@ -67,7 +68,8 @@ def app(database_url: str) -> Iterator[Flask]:
         _clean(database_url)
         yield app
         db.session.remove()
-        db.engine.dispose()
+        if not parallel.shares_engines(database_url):
+            db.engine.dispose()
 
 
 @pytest.fixture

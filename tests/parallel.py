@@ -29,8 +29,9 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Table, create_engine, select, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from werkzeug.routing.rules import Rule
 
@@ -54,7 +55,16 @@ def worker_database_url(base_url: str) -> str:
 
 
 def create_worker_database(base_url: str, url: str) -> None:
+    """Create this worker's database; in a single process, empty the base database's schema instead: its tables
+    would otherwise keep the columns of the code that made them (``clean_database`` creates only missing tables),
+    and a test would fail on an old column, not on the code under test."""
     if url == base_url:
+        engine = create_engine(base_url)
+        with engine.begin() as connection:
+            schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
         return
     name = make_url(url).database
     engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
@@ -71,6 +81,34 @@ def drop_worker_database(base_url: str, url: str) -> None:
     with engine.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
     engine.dispose()
+
+
+# ---- one engine per PostgreSQL database and process -------------------------------------------------------------
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def shares_engines(database_url: str) -> bool:
+    """Whether the apps of this process share one engine (and its pooled connections) on ``database_url``."""
+    return database_url.startswith("postgresql")
+
+
+def share_engines() -> None:
+    """Every app made in this process on a PostgreSQL database with the same engine options gets the same engine:
+    its pooled connections outlive a test (their backends, and the statements psycopg prepared on them, serve the
+    next test) instead of a connection being opened and closed for each one. SQLite keeps an engine per app."""
+    make_engine = SQLAlchemy._make_engine
+
+    def shared(self: SQLAlchemy, bind_key: str | None, options: dict[str, Any], app: Flask) -> Engine:
+        url = str(options.get("url", ""))
+        if not shares_engines(url):
+            return make_engine(self, bind_key, options, app)
+        key = repr(sorted(options.items(), key=lambda item: item[0]))
+        if key not in _ENGINES:
+            _ENGINES[key] = make_engine(self, bind_key, options, app)
+        return _ENGINES[key]
+
+    SQLAlchemy._make_engine = shared  # type: ignore[method-assign]
 
 
 # ---- a clean database per test --------------------------------------------------------------------------------
@@ -169,6 +207,11 @@ def restore_saved(app: Flask, name: str) -> Any | None:
     if saved is None or not restore_snapshot(db.session.connection(), saved[0]):
         return None
     return saved[1]
+
+
+def has_saved(app: Flask, name: str) -> bool:
+    """Whether this process saved rows under ``name`` for this configuration today."""
+    return _saved_key(app, name) in SAVED
 
 
 def save(app: Flask, name: str, value: Any) -> None:

@@ -62,6 +62,7 @@ def test_a_connection_the_server_ended_is_replaced_without_an_error(app, api, wo
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only")
     assert not db.engine.pool._pre_ping
+    db.engine.dispose()  # the connections earlier tests left in the pool (tests/parallel.py, share_engines) closed
     member_id = world.members["zhang"].id
     assert api.get("/payments", "clerk").status_code == 200
     db.session.remove()  # the request's connection goes back to the pool
