@@ -29,7 +29,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 pytestmark = pytest.mark.slow
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-SHOTS = Path(os.environ.get("DUESFLOW_SCREENSHOT_DIR", "/tmp/shots"))
+# Screenshots of every page visited, to look at as a user would (docs/testing.md): only when asked for, since each
+# full-page PNG costs the browser more than the page's own load and its axe check.
+SHOTS = Path(os.environ["DUESFLOW_SCREENSHOT_DIR"]) if os.environ.get("DUESFLOW_SCREENSHOT_DIR") else None
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # The widths the pages are checked at (issue 17): a common laptop, a full-HD screen, a small phone.
@@ -89,6 +91,8 @@ class Visitor:
         assert serious == [], (where, serious)
 
     def shot(self, label: str) -> None:
+        if SHOTS is None:
+            return
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SHOTS / f"{self.name}-{label}.png"), full_page=True)
 
