@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from duesflow import permissions
 from duesflow.extensions import db
 from duesflow.models import Event, Member, Payment, Receipt, ReceiptSequence
-from duesflow.services.receipts import change_receipt
+from duesflow.services.receipts import RECEIPT_NUMBER, change_receipt
 from duesflow.timeutil import beijing_today
 from duesflow.workflow import ReceiptChange
 
@@ -145,6 +145,13 @@ def test_the_millionth_receipt_of_a_year_gets_seven_digits_and_verifies(api, wor
     assert response.status_code == 200 and response.json["valid"] is True
     assert client.get(f"/verify/{receipt['number']}?code={receipt['verification_code']}").status_code == 200
     assert receipt["number"] in pdf_text(api, payment["id"]).replace(" ", "")
+
+
+def test_the_number_column_holds_the_longest_number_the_pattern_accepts():
+    # The pattern (verification, the API, the verify page) and the column's length are written in two places.
+    longest = "2026-" + "9" * 11
+    assert RECEIPT_NUMBER.fullmatch(longest) and not RECEIPT_NUMBER.fullmatch(longest + "9")
+    assert len(longest) <= Receipt.__table__.c.number.type.length
 
 
 def test_voided_receipt_pdf_is_marked_void(api, world):
