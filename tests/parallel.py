@@ -55,15 +55,16 @@ def worker_database_url(base_url: str) -> str:
 
 
 def create_worker_database(base_url: str, url: str) -> None:
-    """Create this worker's database; in a single process, empty the base database's schema instead: its tables
-    would otherwise keep the columns of the code that made them (``clean_database`` creates only missing tables),
-    and a test would fail on an old column, not on the code under test."""
+    """Create this worker's database; in a single process, drop the models' tables in the base database instead:
+    they would otherwise keep the columns of the code that made them (``clean_database`` creates only missing
+    tables), and a test would fail on an old column, not on the code under test. Nothing else of the database is
+    touched."""
     if url == base_url:
         engine = create_engine(base_url)
+        quote = engine.dialect.identifier_preparer.quote
         with engine.begin() as connection:
-            schema = connection.execute(text("SELECT current_schema()")).scalar_one()
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+            for name in [table.name for table in db.metadata.sorted_tables] + ["alembic_version"]:
+                connection.execute(text(f"DROP TABLE IF EXISTS {quote(name)} CASCADE"))
         engine.dispose()
         return
     name = make_url(url).database
@@ -100,10 +101,10 @@ def share_engines() -> None:
     make_engine = SQLAlchemy._make_engine
 
     def shared(self: SQLAlchemy, bind_key: str | None, options: dict[str, Any], app: Flask) -> Engine:
-        url = str(options.get("url", ""))
+        url = make_url(options.get("url", "")).render_as_string(hide_password=False)
         if not shares_engines(url):
             return make_engine(self, bind_key, options, app)
-        key = repr(sorted(options.items(), key=lambda item: item[0]))
+        key = repr(sorted({**options, "url": url}.items(), key=lambda item: item[0]))
         if key not in _ENGINES:
             _ENGINES[key] = make_engine(self, bind_key, options, app)
         return _ENGINES[key]
@@ -120,6 +121,7 @@ def clean_database() -> None:
     Tables missing (a first test on this database, or a test that dropped them, as the migration tests do) are
     created first.
     """
+    created = False
     with db.engine.connect() as connection:
         try:
             filled = _tables_with_rows(connection)
@@ -127,6 +129,7 @@ def clean_database() -> None:
             connection.rollback()
             db.metadata.create_all(connection)
             filled = _tables_with_rows(connection)
+            created = True
         for table in reversed(db.metadata.sorted_tables):
             if table.name in filled:
                 connection.execute(table.delete())
@@ -138,6 +141,8 @@ def clean_database() -> None:
         elif "sqlite_sequence" in filled:
             connection.execute(text("DELETE FROM sqlite_sequence"))
         connection.commit()
+    if created and shares_engines(str(db.engine.url)):
+        db.engine.dispose()  # tables made anew: no pooled connection keeps a statement prepared on the old ones
 
 
 def _tables_with_rows(connection: Connection) -> set[str]:

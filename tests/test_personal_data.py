@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import parallel
 import pytest
 from conftest import DATA_KEY, PASSWORD, app_config, make_member
 from flask import Flask
@@ -37,7 +38,8 @@ def _app_with_keys(database_url: str, current: str, retired: list[str]) -> Itera
     with other.app_context():
         yield other
         db.session.remove()
-        db.engine.dispose()
+        if not parallel.shares_engines(database_url):  # the outer test's engine too (tests/parallel.py)
+            db.engine.dispose()
 
 
 def _page(app: Flask, username: str) -> Page:

@@ -1,5 +1,5 @@
 """The pages in a real browser: Playwright drives Debian's Chromium (headless) against a live gunicorn on the
-suite's test database. Every page visited is saved as a screenshot (DUESFLOW_SCREENSHOT_DIR, default /tmp/shots).
+suite's test database. With DUESFLOW_SCREENSHOT_DIR set, every page visited is saved there as a screenshot.
 
 Skipped only where Chromium is not installed and this is not CI; in CI (CI set) a missing browser fails.
 """
