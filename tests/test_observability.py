@@ -10,8 +10,9 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from conftest import PASSWORD, World, advance, app_config
@@ -26,6 +27,8 @@ from duesflow.models import Payment
 from duesflow.services import metrics as metric_reads
 from duesflow.timeutil import beijing_today
 from duesflow.workflow import State
+
+T = TypeVar("T")
 
 ID_NUMBER = "110101199003074477"
 STATES = [state.value for state in State]
@@ -279,25 +282,27 @@ def scrape(server: LiveServer, probe: str) -> dict:
     return samples(answer.text)
 
 
-def test_every_scrape_sums_the_requests_of_every_worker(two_workers: LiveServer, live: LiveApi):
-    # Requests to one route until both workers have served some of them, four at once: one after another, a
-    # quiet machine lets the worker that just answered take the next one too (200 in a row once).
+def until_both_workers_answer(server: LiveServer, send: Callable[[str], T]) -> tuple[list[str], list[T]]:
+    """``send(probe)`` for new probes, four at once, until both workers of ``server`` have answered some: the probes
+    and the answers. One after another, a quiet machine lets the worker that just answered take the next request
+    too (200 requests in a row once, twelve scrapes in a row another time)."""
     probes: list[str] = []
-    while len(set(two_workers.workers_of(probes).values())) < 2 if probes else True:
+    answers: list[T] = []
+    while not probes or len(set(server.workers_of(probes).values())) < 2:
         batch = [uuid.uuid4().hex for _ in range(4)]
-        answers = concurrently(lambda probe: live.call("GET", "/openapi.json", probe=probe), batch)
-        assert [answer.status_code for answer in answers] == [200] * len(batch)
+        answers += concurrently(send, batch)
         probes += batch
-        assert len(probes) < 200, "one worker served every request"
+        assert len(probes) < 200, "one worker answered every request"
+    return probes, answers
+
+
+def test_every_scrape_sums_the_requests_of_every_worker(two_workers: LiveServer, live: LiveApi):
+    # Requests to one route, then scrapes, each until both workers have answered some.
+    probes, answers = until_both_workers_answer(
+        two_workers, lambda probe: live.call("GET", "/openapi.json", probe=probe))
+    assert [answer.status_code for answer in answers] == [200] * len(probes)
     served = two_workers.workers_of(probes)
-    # Scrapes until both workers have answered some, four at once likewise (twelve in a row went to one once).
-    scrape_probes: list[str] = []
-    pages: list[str] = []
-    while len(set(two_workers.workers_of(scrape_probes).values())) < 2 if scrape_probes else True:
-        batch = [uuid.uuid4().hex for _ in range(4)]
-        pages += concurrently(lambda probe: scrape(two_workers, probe), batch)
-        scrape_probes += batch
-        assert len(scrape_probes) < 200, "one worker answered every scrape"
+    scrape_probes, pages = until_both_workers_answer(two_workers, lambda probe: scrape(two_workers, probe))
     # Every scrape, whichever worker answered it, counts every request of both workers.
     for page in pages:
         assert value(page, "duesflow_http_requests_total", method="GET", endpoint="/api/v1/openapi.json",
