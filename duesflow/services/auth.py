@@ -137,8 +137,8 @@ def user_for_token(token: str) -> tuple[User, int] | None:
     """The active user behind a live token and the token's id, or None."""
     if not token or len(token) > 200:
         return None
-    # Core on the session's connection: nothing is pending at this point of a request (the ORM's execute would
-    # only add its autoflush check and result wrapping)
+    # Core on the session's connection: the ORM's execute would only wrap a statement of plain tables in its result
+    # pipeline (it never autoflushes for one)
     row = db.session.connection().execute(_TOKEN_WITH_USER_ORG, {"token_hash": _digest(token)}).one_or_none()
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or not row.user_active:
         return None

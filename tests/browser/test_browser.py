@@ -29,8 +29,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 pytestmark = pytest.mark.slow
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-# Screenshots of every page visited, to look at as a user would (docs/testing.md): only when asked for, since each
-# full-page PNG costs the browser more than the page's own load and its axe check.
+# Screenshots of every page visited, to look at as a user would (docs/testing.md): only when asked for, since the
+# full-page PNGs took about a fifth of an axe check of a role's pages.
 SHOTS = Path(os.environ["DUESFLOW_SCREENSHOT_DIR"]) if os.environ.get("DUESFLOW_SCREENSHOT_DIR") else None
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
