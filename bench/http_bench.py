@@ -25,7 +25,10 @@ What it does, per engine:
      of its subtree, against the floor's ``GET /read/{id}`` rotating over as many rows (target ≥ 0.5);
    - receipt: ``GET /api/v1/payments/{id}/receipt.pdf`` of receipted payments on the reviewer's path, against the
      same floor read (target ≥ 0.5).
-   Both reads use the small database unless ``--reads-on large``.
+   Both reads use the small database unless ``--reads-on large``. Each run also counts the CPU time its
+   requests took, per request: the gunicorn's (master and workers) and, on PostgreSQL, the server's (every
+   ``postgres`` process): on a machine whose cores are the limit, the ratio of the sums is the ratio of
+   throughputs, and the two parts say on which side of the socket the difference lies.
 4. Flatness: each list endpoint (inbox, list, list by state, the second page by cursor, members) is timed on the
    small and the large database, interleaved, with ``--latency-connections`` connections (one by default, so the
    figure is a request's own time, not time spent queueing behind others); median and p95 of the large database
@@ -69,8 +72,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -129,6 +132,8 @@ class WrkResult:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    app_cpu_ms: float = 0.0  # CPU of the gunicorn serving it (master and workers) per answered request
+    database_cpu_ms: float = 0.0  # CPU of PostgreSQL's processes per answered request (0 on SQLite)
 
     @property
     def rps(self) -> float:
@@ -165,6 +170,40 @@ def run_wrk(base_url: str, spec: RequestSpec, *, duration: str, connections: int
         p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000, p95_ms=data["p95_us"] / 1000,
         p99_ms=data["p99_us"] / 1000, max_ms=data["max_us"] / 1000,
     )
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """The CPU time (user and system) the processes ``pids`` have used so far; a process gone meanwhile counts 0."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            # comm, field 2, may hold spaces and parentheses: the fields after it follow the last ')'
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / CLOCK_TICKS
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its children (a gunicorn master and its workers)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == root:
+                children.append(int(stat.parent.name))
+    return [root, *children]
+
+
+def postgres_processes() -> list[int]:
+    """Every process of the PostgreSQL server (its backends and its background writers)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+    return pids
 
 
 def seconds_of(duration: str) -> float:
@@ -582,6 +621,12 @@ class ThroughputRow:
     def ratio(self) -> float:
         return self.median_rps("duesflow") / self.median_rps("floor")
 
+    def cpu(self, side: str) -> str:
+        """The median CPU a request of ``side`` took, its app's and the database server's."""
+        app = statistics.median(run.app_cpu_ms for run in getattr(self, side))
+        database = statistics.median(run.database_cpu_ms for run in getattr(self, side))
+        return f"{app:.2f} + {database:.2f}"
+
     @property
     def errors(self) -> int:
         return sum(run.errors for run in [*self.floor, *self.duesflow]) + self.write_mismatches
@@ -649,8 +694,8 @@ def verdict(passed: bool, errors: int) -> str:
 
 def throughput_table(rows: list[ThroughputRow]) -> str:
     lines = ["| engine | scenario | floor req/s | duesflow req/s | ratio | target | result "
-             "| floor p50 / p95 ms | duesflow p50 / p95 ms |",
-             "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+             "| floor p50 / p95 ms | duesflow p50 / p95 ms | CPU ms a request, floor / duesflow (app + database) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
     for row in rows:
         floor_p50 = statistics.median(run.p50_ms for run in row.floor)
         floor_p95 = statistics.median(run.p95_ms for run in row.floor)
@@ -659,7 +704,8 @@ def throughput_table(rows: list[ThroughputRow]) -> str:
         lines.append(
             f"| {row.engine} | {row.scenario} | {row.median_rps('floor'):.0f} | {row.median_rps('duesflow'):.0f} "
             f"| {row.ratio:.2f} | ≥ {row.target} | {verdict(row.passed, row.errors)} "
-            f"| {floor_p50:.1f} / {floor_p95:.1f} | {ours_p50:.1f} / {ours_p95:.1f} |"
+            f"| {floor_p50:.1f} / {floor_p95:.1f} | {ours_p50:.1f} / {ours_p95:.1f} "
+            f"| {row.cpu('floor')} / {row.cpu('duesflow')} |"
         )
     return "\n".join(lines)
 
@@ -731,8 +777,16 @@ class Bench:
 
     def measure(self, server: Server, spec: RequestSpec, *, connections: int, duration: str | None = None) -> WrkResult:
         self.runs += 1
+        assert server.process is not None
+        app = process_tree(server.process.pid)
+        database = postgres_processes() if server.database_url.startswith("postgresql") else []
+        app_before, database_before = cpu_seconds(app), cpu_seconds(database)
         result = run_wrk(server.base_url, spec, duration=duration or self.options.duration, connections=connections,
                          nonce=f"{self.nonce}-{self.runs}")
+        if result.requests:
+            result = replace(
+                result, app_cpu_ms=(cpu_seconds(app) - app_before) * 1000 / result.requests,
+                database_cpu_ms=(cpu_seconds(database) - database_before) * 1000 / result.requests)
         self.answered[server.label, spec.method] += result.requests
         self.wrk_runs[server.label, spec.method] += 1
         return result

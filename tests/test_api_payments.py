@@ -645,11 +645,16 @@ def test_abandoned_or_expired_key_may_be_used_again(api, world, state, age):
 
 
 def test_the_bounded_wait_of_a_claim_ends_with_it(app, world, database_url):
-    """PostgreSQL: lock_timeout bounds the key's INSERT only; the rest of the request waits as long as it must."""
+    """PostgreSQL: lock_timeout bounds the key's INSERT only; the rest of the request waits as long as it must:
+    the setting is back at the value it had, the session's or one set for the transaction."""
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only")
-    before = db.session.execute(text("SHOW lock_timeout")).scalar_one()
-    claimed = idempotency.claim(world.users["clerk"], "k-wait", body_for(world))
-    assert isinstance(claimed, idempotency.Claim)
-    assert db.session.execute(text("SHOW lock_timeout")).scalar_one() == before
-    db.session.rollback()
+    for set_before in (None, "7s"):
+        if set_before is not None:
+            db.session.execute(text(f"SET LOCAL lock_timeout = '{set_before}'"))
+        before = db.session.execute(text("SHOW lock_timeout")).scalar_one()
+        assert before == (set_before or "0")
+        claimed = idempotency.claim(world.users["clerk"], f"k-wait-{set_before}", body_for(world))
+        assert isinstance(claimed, idempotency.Claim)
+        assert db.session.execute(text("SHOW lock_timeout")).scalar_one() == before
+        db.session.rollback()

@@ -37,14 +37,16 @@ _KEYS = IdempotencyKey.__table__
 
 # PostgreSQL: the INSERT sets lock_timeout (transaction-local) in a CTE it reads before inserting, so that its own
 # wait on the unique index is bounded, and its RETURNING (evaluated once the row is in, after any wait) sets it back
-# to the session's value, so that no later wait of the request is cut short. One round trip, no SET statements.
+# to the value it had, read by the CTE that one reads first, so that no later wait of the request is cut short. One
+# round trip, no SET statements. (Reading the value back from ``pg_settings`` instead builds every setting's row:
+# it took 1.3 ms of the server's time, more than the rest of the recording's statements together.)
 _PG_CLAIM = text(
-    "WITH bounded AS MATERIALIZED (SELECT set_config('lock_timeout', :wait, true) AS wait) "
+    "WITH previous AS MATERIALIZED (SELECT current_setting('lock_timeout') AS value), "
+    "bounded AS MATERIALIZED (SELECT set_config('lock_timeout', :wait, true) AS wait FROM previous) "
     "INSERT INTO idempotency_keys (user_id, key, request_hash, state, created_at) "
     "SELECT :user_id, :key, :request_hash, 'in_flight', :created_at FROM bounded "
     "ON CONFLICT (user_id, key) DO NOTHING "
-    "RETURNING id, set_config('lock_timeout', "
-    "(SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'), true)"
+    "RETURNING id, set_config('lock_timeout', (SELECT value FROM previous), true)"
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))
 
 
