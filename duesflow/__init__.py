@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+import sqlite3
 import weakref
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,11 @@ from flask import Flask, Request, Response, g, has_app_context, has_request_cont
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from werkzeug.routing import IntegerConverter
 
-from . import config, personal_data
-from .extensions import db, migrate, request_may_write
+from . import config, personal_data, sqlite_writers
+from .extensions import NO_BEGIN, db, migrate, request_may_write
 from .schemas import MAX_ID
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -101,7 +102,9 @@ def _engine_options(app: Flask) -> None:
     # A database error's message would carry the statement's parameters (ID numbers, phones) into the logs.
     options.setdefault("hide_parameters", True)
     if uri.startswith("sqlite"):
-        options.setdefault("connect_args", {}).update({"timeout": 30, "check_same_thread": False})
+        connect_args = options.setdefault("connect_args", {})
+        connect_args.setdefault("timeout", 30)  # how long a writer waits for its turn (sqlite_writers)
+        connect_args.update({"check_same_thread": False, "factory": sqlite_writers.Connection})
     # PostgreSQL: no pre-ping (a round trip per request); a connection the server closed is found at checkout by
     # looking at its socket (_postgresql_setup).
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
@@ -115,9 +118,11 @@ def _sqlite_setup(engine: Engine) -> None:
     every commit, before the request is answered.
 
     SQLite in WAL mode refuses (SQLITE_BUSY_SNAPSHOT) a transaction that read, then tries to write after another
-    writer committed; so a request that may write starts with BEGIN IMMEDIATE and waits its turn instead.
+    writer committed; so a request that may write starts with BEGIN IMMEDIATE and waits its turn instead, on the
+    database's writer lock (``sqlite_writers``), which wakes it within a millisecond when the turn comes.
 
-    A request that only reads sends no BEGIN (nor, then, a COMMIT): each statement reads in its own implicit
+    A request that only reads sends no BEGIN (nor, then, a COMMIT), nor does a read before a request's own
+    transaction (``extensions.read_before_writing``: its bearer token): each statement reads in its own implicit
     transaction, as on PostgreSQL (``_postgresql_setup``), and SQLAlchemy's commit finds nothing to end. A command
     that only reads (verify-audit) keeps one deferred transaction, so that all it reads is one snapshot.
     """
@@ -136,12 +141,33 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(NO_BEGIN):
+            return
         if has_request_context():
             if request_may_write():
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                _begin_immediate(connection)
             return
         # a command writes, unless it said it only reads (verify-audit)
-        connection.exec_driver_sql("BEGIN" if has_app_context() and g.get("read_only", False) else "BEGIN IMMEDIATE")
+        if has_app_context() and g.get("read_only", False):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            _begin_immediate(connection)
+
+
+def _begin_immediate(connection: Any) -> None:
+    """BEGIN IMMEDIATE, once this connection holds the database's writer lock (if it is one of ours)."""
+    dbapi_connection = connection.connection.dbapi_connection
+    if not isinstance(dbapi_connection, sqlite_writers.Connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    try:
+        dbapi_connection.take_writer_lock()
+    except sqlite3.OperationalError as error:  # waited the busy timeout: as SQLite's own wait would end
+        raise OperationalError("BEGIN IMMEDIATE", None, error) from error
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        dbapi_connection.release_writer_lock()  # only if the BEGIN failed: in a transaction it holds on
 
 
 def _postgresql_setup(engine: Engine) -> None:

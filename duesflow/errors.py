@@ -34,6 +34,13 @@ class RequestTooLarge(DomainError):
     status, code, default_message = 413, "malformed_request", "请求体过大。"
 
 
+class ServiceBusy(DomainError):
+    """The database did not answer in time (SQLite: a writer's turn did not come within the busy timeout;
+    PostgreSQL: the server is unreachable): any endpoint, with ``Retry-After``."""
+
+    status, code, default_message = 503, "service_unavailable", "服务繁忙，请稍后再试。"
+
+
 class UnsupportedMediaType(DomainError):
     """A body not declared as JSON: refused, so that a cross-site ``text/plain`` POST (no CORS preflight) never
     reaches the API (docs/security.md, "Decisions")."""

@@ -19,6 +19,7 @@ from .errors import (
     MethodNotAllowed,
     NotFound,
     RequestTooLarge,
+    ServiceBusy,
 )
 from .extensions import db
 
@@ -60,10 +61,6 @@ class _MaskPersonalNumbers(logging.Filter):
 
 
 log.addFilter(_MaskPersonalNumbers())
-
-
-class ServiceBusy(DomainError):
-    status, code, default_message = 503, "service_unavailable", "服务繁忙，请稍后再试。"
 
 
 class InternalError(DomainError):

@@ -17,6 +17,7 @@ from ..errors import (
     DomainError,
     MalformedRequest,
     RequestTooLarge,
+    ServiceBusy,
     Unauthenticated,
     UnsupportedMediaType,
     ValidationFailed,
@@ -53,7 +54,7 @@ class EndpointDoc:
     def statuses(self) -> dict[int, list[str]]:
         """Every status the view can answer with, and the error codes behind each."""
         codes: dict[int, list[str]] = {self.status: []}
-        errors = list(self.errors)
+        errors = [*self.errors, ServiceBusy]
         if self.auth:
             errors.append(Unauthenticated)
         if self.body is not None:

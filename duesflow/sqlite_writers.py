@@ -1,0 +1,99 @@
+"""SQLite writers wait their turn on a file lock, not in SQLite's busy handler.
+
+SQLite lets one writer in at a time, and a writer that finds the database locked sleeps in its busy handler:
+1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, then 100 ms at a time, never woken when the lock is let go. Under
+load (eight clerks recording at once through four gunicorn workers) the writers slept while the lock stood free:
+the two cores were 60 % busy, a recording's p95 was 0.2–0.5 s, and duesflow recorded at 0.3 of the floor's rate
+(BENCHMARKS.md, issue 15).
+
+So a connection made by ``connect`` takes an exclusive ``flock`` on ``<database>-writers.lock`` before its
+``BEGIN IMMEDIATE`` (``duesflow._sqlite_setup``) and lets it go once its transaction has ended (commit, rollback
+or close). A writer that finds it taken looks again within a fraction of a millisecond, not a hundred.
+
+The file lock only orders duesflow's own writers; SQLite's lock still guards the data, and a writer that
+does not take the file lock (the ``sqlite3`` shell, a backup) is waited for by SQLite's busy handler, as before.
+The wait is bounded by the connection's busy timeout; after it the writer fails as SQLite's own wait would,
+with "database is locked" (503 ``service_unavailable``). The kernel lets the lock go with the process that
+held it, however it ended.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from typing import Any
+
+LOCK_SUFFIX = "-writers.lock"
+FIRST_WAIT = 0.0001  # seconds between looks at first, doubling up to
+LONGEST_WAIT = 0.002
+
+
+class Connection(sqlite3.Connection):
+    """A pysqlite connection that can hold the database's writer lock (given as ``factory`` to ``connect``)."""
+
+    def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        self.busy_timeout = float(kwargs.get("timeout", 5.0))
+        self._lock_path = _lock_path(database, kwargs.get("uri", False))
+        self._lock_fd: int | None = None
+        self._holding = False
+
+    def take_writer_lock(self) -> None:
+        """Wait for the writer lock (at most the busy timeout; then raise "database is locked")."""
+        if self._lock_path is None or self._holding:
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + self.busy_timeout
+        wait = FIRST_WAIT
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError("database is locked") from None
+                time.sleep(wait)
+                wait = min(wait * 2, LONGEST_WAIT)
+                continue
+            self._holding = True
+            return
+
+    def release_writer_lock(self) -> None:
+        """Let the writer lock go, if this connection holds it and its transaction has ended."""
+        if self._holding and not self.in_transaction:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
+            self._holding = False
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.release_writer_lock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.release_writer_lock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # lets the lock go, if held
+                self._lock_fd, self._holding = None, False
+
+
+def _lock_path(database: Any, uri: bool) -> str | None:
+    """The lock file beside the database file; None for a database in memory (no other process can write it)."""
+    name = os.fsdecode(database)
+    if uri:
+        if not name.startswith("file:") or "mode=memory" in name:
+            return None
+        name = name[len("file:"):].split("?", 1)[0]
+    if name in ("", ":memory:"):
+        return None
+    return name + LOCK_SUFFIX
