@@ -4,6 +4,7 @@ refused without waiting for the writers, and a writer that waited the busy timeo
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import threading
 import time
@@ -49,22 +50,48 @@ def database(tmp_path: Path) -> Iterator[Path]:
     yield path
 
 
-def test_the_next_writer_goes_as_soon_as_the_first_commits(database: Path) -> None:
+def _in_thread(work) -> threading.Thread:  # noqa: ANN001
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+# A writer waits in the kernel, ended by an alarm, in the main thread (a gunicorn sync worker's, a command's);
+# in another thread it looks again every few milliseconds. Both are tried.
+WAITERS = ["main thread", "another thread"]
+
+
+@pytest.mark.parametrize("waiter", WAITERS)
+def test_the_next_writer_goes_as_soon_as_the_first_commits(database: Path, waiter: str) -> None:
     first, second = _connection(database), _connection(database)
     _begin(first)
     first.execute("INSERT INTO rows VALUES (1)")
     entered: list[float] = []
-    waiter = threading.Thread(target=lambda: (_begin(second), entered.append(time.monotonic())))
-    waiter.start()
-    time.sleep(0.3)
-    assert not entered, "the second writer went in while the first held the lock"
-    committed = time.monotonic()
-    first.commit()
-    waiter.join(5)
-    assert entered and entered[0] - committed < 0.05  # SQLite's own busy handler sleeps up to 100 ms at a time
+    committed: list[float] = []
+
+    def commit_later() -> None:
+        time.sleep(0.3)
+        assert not entered, "the second writer went in while the first held the lock"
+        committed.append(time.monotonic())
+        first.commit()
+
+    def wait_and_enter() -> None:
+        _begin(second)
+        entered.append(time.monotonic())
+
+    if waiter == "main thread":
+        committer = _in_thread(commit_later)
+        wait_and_enter()
+        committer.join(5)
+    else:
+        entering = _in_thread(wait_and_enter)
+        commit_later()
+        entering.join(5)
+    assert entered and committed and entered[0] - committed[0] < 0.05  # SQLite's own handler naps up to 100 ms
     second.execute("INSERT INTO rows VALUES (2)")
     second.commit()
     assert [n for (n,) in first.execute("SELECT n FROM rows ORDER BY n")] == [1, 2]
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no alarm left behind
     first.close(), second.close()
 
 
@@ -79,16 +106,29 @@ def test_the_lock_is_let_go_when_the_transaction_ends(database: Path, end: str) 
     writer.close()
 
 
-def test_a_writer_that_waited_its_busy_timeout_is_told_the_database_is_locked(database: Path) -> None:
+@pytest.mark.parametrize("waiter", WAITERS)
+def test_a_writer_that_waited_its_busy_timeout_is_told_the_database_is_locked(database: Path, waiter: str) -> None:
     holder, impatient = _connection(database), _connection(database, timeout=0.2)
     _begin(holder)
-    started = time.monotonic()
-    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
-        impatient.take_writer_lock()
-    assert 0.2 <= time.monotonic() - started < 2
+    outcome: list[Exception | float] = []
+
+    def try_to_write() -> None:
+        started = time.monotonic()
+        try:
+            impatient.take_writer_lock()
+        except sqlite3.OperationalError as error:
+            outcome.extend([error, time.monotonic() - started])
+
+    if waiter == "main thread":
+        try_to_write()
+    else:
+        _in_thread(try_to_write).join(5)
+    assert len(outcome) == 2 and "database is locked" in str(outcome[0])
+    assert 0.2 <= outcome[1] < 2  # type: ignore[operator]
     holder.rollback()
     _begin(impatient)  # its turn, now
     impatient.rollback()
+    time.sleep(0.3)  # the alarm of the wait that ended rings no more
     holder.close(), impatient.close()
 
 
