@@ -16,7 +16,7 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 from werkzeug.routing import IntegerConverter
 
 from . import config, personal_data, sqlite_writers
-from .extensions import NO_BEGIN, db, migrate, request_may_write
+from .extensions import db, migrate, request_may_write
 from .schemas import MAX_ID
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -121,8 +121,7 @@ def _sqlite_setup(engine: Engine) -> None:
     writer committed; so a request that may write starts with BEGIN IMMEDIATE and waits its turn instead, on the
     database's writer lock (``sqlite_writers``), which wakes it within a millisecond when the turn comes.
 
-    A request that only reads sends no BEGIN (nor, then, a COMMIT), nor does a read before a request's own
-    transaction (``extensions.read_before_writing``: its bearer token): each statement reads in its own implicit
+    A request that only reads sends no BEGIN (nor, then, a COMMIT): each statement reads in its own implicit
     transaction, as on PostgreSQL (``_postgresql_setup``), and SQLAlchemy's commit finds nothing to end. A command
     that only reads (verify-audit) keeps one deferred transaction, so that all it reads is one snapshot.
     """
@@ -135,14 +134,11 @@ def _sqlite_setup(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get(NO_BEGIN):
-            return
         if has_request_context():
             if request_may_write():
                 _begin_immediate(connection)

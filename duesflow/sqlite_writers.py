@@ -14,21 +14,26 @@ and a command run; another thread (or a process whose alarm is someone else's) l
 then every 2 ms, which cost 0.7 ms of CPU per recording more under load (BENCHMARKS.md).
 
 The file lock only orders duesflow's own writers; SQLite's lock still guards the data, and a writer that
-does not take the file lock (the ``sqlite3`` shell, a backup) is waited for by SQLite's busy handler, as before.
-The wait is bounded by the connection's busy timeout; after it the writer fails as SQLite's own wait would,
-with "database is locked" (503 ``service_unavailable``). The kernel lets the lock go with the process that
-held it, however it ended.
+does not take the file lock (the ``sqlite3`` shell, a backup) is waited for by SQLite's busy handler, as before
+(after a wait for the file lock, that wait may add its own busy timeout). The wait for the file lock is bounded
+by the connection's busy timeout; after it the writer fails as SQLite's own wait would, with "database is
+locked" (503 ``service_unavailable``). The kernel lets the lock go with the process that held it, however it
+ended. A lock file that cannot be opened leaves the writers to SQLite's busy handler, with a warning in the log.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
 import sqlite3
 import threading
 import time
+import weakref
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 LOCK_SUFFIX = "-writers.lock"
 FIRST_WAIT = 0.0001  # seconds between looks at first, doubling up to
@@ -49,12 +54,28 @@ class Connection(sqlite3.Connection):
         """Wait for the writer lock (at most the busy timeout; then raise "database is locked")."""
         if self._lock_path is None or self._holding:
             return
-        if self._lock_fd is None:
-            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if self._lock_fd is None and not self._open_lock_file():
+            return  # SQLite's own wait, as before
+        assert self._lock_fd is not None
         wait = _wait_for_alarm if _alarm_is_ours() else _wait_looking_again
         if not (_try_lock(self._lock_fd) or (self.busy_timeout > 0 and wait(self._lock_fd, self.busy_timeout))):
             raise sqlite3.OperationalError("database is locked")
         self._holding = True
+
+    def _open_lock_file(self) -> bool:
+        """Open (or make) the lock file. ``flock`` needs no write access, so a file another account made (a command
+        run as root) still serves; a file or folder this process may not open leaves it to SQLite's own wait."""
+        assert self._lock_path is not None
+        try:
+            self._lock_fd = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            log.warning("writers wait in SQLite's busy handler: the lock file %s cannot be opened (%s)",
+                        self._lock_path, error.strerror)
+            self._lock_path = None
+            return False
+        # a connection the garbage collector takes without close() lets the lock go with it
+        self._closing = weakref.finalize(self, os.close, self._lock_fd)
+        return True
 
     def release_writer_lock(self) -> None:
         """Let the writer lock go, if this connection holds it and its transaction has ended."""
@@ -79,7 +100,7 @@ class Connection(sqlite3.Connection):
             super().close()
         finally:
             if self._lock_fd is not None:
-                os.close(self._lock_fd)  # lets the lock go, if held
+                self._closing()  # closes the lock file, which lets the lock go, if held
                 self._lock_fd, self._holding = None, False
 
 
@@ -144,7 +165,9 @@ def _wait_for_alarm(fd: int, timeout: float) -> bool:
     try:
         _waiting = True
         try:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
+            # then every 5 ms: an alarm that rang before flock blocked (the C handler took it, so no EINTR reached
+            # flock) is not the last
+            signal.setitimer(signal.ITIMER_REAL, timeout, 0.005)
             fcntl.flock(fd, fcntl.LOCK_EX)
         finally:
             _waiting = False

@@ -220,3 +220,18 @@ def test_passwords_are_stored_as_argon2id_hashes(api, world):
     assert len(hashes) == len(world.users) + 1
     assert all(stored.startswith("$argon2id$") for stored in hashes)
     assert not any(PASSWORD in stored or NEW_PASSWORD in stored for stored in hashes)
+
+
+def test_two_revocations_at_once_both_count(app, world):
+    """``revoke_all`` raises the user's auth_version in SQL, not from the value this request read: a revocation
+    committed meanwhile (here: behind the loaded object's back) is not overwritten, and web sessions made
+    between the two stay void."""
+    from duesflow.services.auth import revoke_all
+
+    user = world.users["clerk"]
+    before = user.auth_version
+    db.session.execute(update(User).where(User.id == user.id).values(auth_version=User.auth_version + 1),
+                       execution_options={"synchronize_session": False})
+    revoke_all(user)  # the object still holds ``before``
+    db.session.commit()
+    assert db.session.scalar(select(User.auth_version).where(User.id == user.id)) == before + 2

@@ -1,9 +1,12 @@
-"""SQLite's writers wait their turn on a file lock (duesflow/sqlite_writers.py), and a request reads its bearer
-token before it waits: the turn comes within milliseconds of the last writer's commit, a stranger's token is
-refused without waiting for the writers, and a writer that waited the busy timeout answers 503."""
+"""SQLite's writers wait their turn on a file lock (duesflow/sqlite_writers.py): the turn comes within
+milliseconds of the last writer's commit, the lock is let go however the transaction ends, and a writer whose
+turn does not come within the busy timeout answers 503, as when SQLite's own wait ended it."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import random
 import signal
 import sqlite3
 import threading
@@ -57,23 +60,40 @@ def _in_thread(work) -> threading.Thread:  # noqa: ANN001
 
 
 # A writer waits in the kernel, ended by an alarm, in the main thread (a gunicorn sync worker's, a command's);
-# in another thread it looks again every few milliseconds. Both are tried.
+# in another thread it looks again every few milliseconds. Both are tried, and each test checks it took its way.
 WAITERS = ["main thread", "another thread"]
 
 
+def _the_other_way_fails(waiter: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The main thread must wait for the alarm (a leftover timer or handler would make it look again); another
+    thread must look again."""
+    other = "_wait_looking_again" if waiter == "main thread" else "_wait_for_alarm"
+
+    def wrong_way(*_args: object) -> bool:
+        raise AssertionError(f"the {waiter} took {other}")
+    monkeypatch.setattr(sqlite_writers, other, wrong_way)
+
+
+@pytest.fixture
+def only_the_alarm(monkeypatch: pytest.MonkeyPatch) -> None:
+    _the_other_way_fails("main thread", monkeypatch)
+
+
 @pytest.mark.parametrize("waiter", WAITERS)
-def test_the_next_writer_goes_as_soon_as_the_first_commits(database: Path, waiter: str) -> None:
+def test_the_next_writer_goes_as_soon_as_the_first_commits(database: Path, waiter: str, monkeypatch) -> None:
+    _the_other_way_fails(waiter, monkeypatch)
     first, second = _connection(database), _connection(database)
     _begin(first)
     first.execute("INSERT INTO rows VALUES (1)")
     entered: list[float] = []
     committed: list[float] = []
+    early: list[bool] = []
 
     def commit_later() -> None:
         time.sleep(0.3)
-        assert not entered, "the second writer went in while the first held the lock"
-        committed.append(time.monotonic())
+        early.append(bool(entered))
         first.commit()
+        committed.append(time.monotonic())
 
     def wait_and_enter() -> None:
         _begin(second)
@@ -87,7 +107,8 @@ def test_the_next_writer_goes_as_soon_as_the_first_commits(database: Path, waite
         entering = _in_thread(wait_and_enter)
         commit_later()
         entering.join(5)
-    assert entered and committed and entered[0] - committed[0] < 0.05  # SQLite's own handler naps up to 100 ms
+    assert early == [False], "the second writer went in while the first held the lock"
+    assert entered and committed and entered[0] - committed[0] < 0.09  # SQLite's own handler naps up to 100 ms
     second.execute("INSERT INTO rows VALUES (2)")
     second.commit()
     assert [n for (n,) in first.execute("SELECT n FROM rows ORDER BY n")] == [1, 2]
@@ -107,7 +128,9 @@ def test_the_lock_is_let_go_when_the_transaction_ends(database: Path, end: str) 
 
 
 @pytest.mark.parametrize("waiter", WAITERS)
-def test_a_writer_that_waited_its_busy_timeout_is_told_the_database_is_locked(database: Path, waiter: str) -> None:
+def test_a_writer_that_waited_its_busy_timeout_is_told_the_database_is_locked(database: Path, waiter: str,
+                                                                             monkeypatch) -> None:
+    _the_other_way_fails(waiter, monkeypatch)
     holder, impatient = _connection(database), _connection(database, timeout=0.2)
     _begin(holder)
     outcome: list[Exception | float] = []
@@ -125,11 +148,57 @@ def test_a_writer_that_waited_its_busy_timeout_is_told_the_database_is_locked(da
         _in_thread(try_to_write).join(5)
     assert len(outcome) == 2 and "database is locked" in str(outcome[0])
     assert 0.2 <= outcome[1] < 2  # type: ignore[operator]
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     holder.rollback()
     _begin(impatient)  # its turn, now
     impatient.rollback()
-    time.sleep(0.3)  # the alarm of the wait that ended rings no more
     holder.close(), impatient.close()
+
+
+def test_an_alarm_that_rings_before_the_wait_blocks_does_not_leave_it_unbounded(database: Path,
+                                                                                only_the_alarm) -> None:
+    """With a busy second thread, the alarm of a very short wait now and then rings after the timer is set but
+    before flock blocks; the C handler takes it and no EINTR ends flock. The timer rings again every 5 ms."""
+    holder = _connection(database)
+    holder.take_writer_lock()
+    stop = threading.Event()
+    _in_thread(lambda: [None for _ in iter(stop.is_set, True)])  # keeps the GIL busy
+    releasing = threading.Timer(2, holder.close)  # a wait left unbounded ends here, and fails the test
+    releasing.start()
+    longest = 0.0
+    try:
+        until = time.monotonic() + 1.5
+        while time.monotonic() < until:
+            waiter = _connection(database, timeout=random.choice([1e-5, 5e-5, 2e-4, 1e-3]))
+            started = time.monotonic()
+            with contextlib.suppress(sqlite3.OperationalError):
+                waiter.take_writer_lock()
+            longest = max(longest, time.monotonic() - started)
+            waiter.close()
+    finally:
+        stop.set()
+        releasing.join()
+    assert longest < 0.5
+
+
+def test_a_lock_file_that_cannot_be_opened_leaves_the_wait_to_sqlite(database: Path, caplog) -> None:
+    lock = Path(f"{database}{sqlite_writers.LOCK_SUFFIX}")
+    lock.mkdir()  # not a file: opening it fails, as a file of another account with mode 600 would for us
+    writer = _connection(database)
+    _begin(writer)  # no file lock, SQLite's BEGIN IMMEDIATE alone
+    writer.execute("INSERT INTO rows VALUES (1)")
+    writer.commit()
+    assert "cannot be opened" in caplog.text
+    writer.close()
+
+
+def test_a_connection_dropped_without_close_lets_the_lock_go(database: Path) -> None:
+    writer = _connection(database)
+    writer.take_writer_lock()
+    assert not _lock_is_free(database)
+    del writer
+    gc.collect()
+    assert _lock_is_free(database)
 
 
 def test_a_database_in_memory_has_no_lock_file() -> None:
@@ -152,40 +221,21 @@ def _sqlite_file(database_url: str) -> Path:
     return Path(database_url.removeprefix("sqlite:///"))
 
 
-def test_a_request_reads_its_token_before_it_waits_for_the_writers(app, api, world, database_url) -> None:
-    path = _sqlite_file(database_url)
-    api.token("clerk")  # logged in before the lock is taken (a login writes its token)
-    body = body_for(world)  # and the world's ids read (the test's own session would wait for the writers too)
-    db.session.rollback()  # which ends the test's transaction (outside a request, a transaction may write)
-    holder = _connection(path)
-    _begin(holder)
-    try:
-        started = time.monotonic()
-        refused = api.client.post("/api/v1/payments", json=body,
-                                  headers={"Authorization": "Bearer not-a-token"})
-        assert refused.status_code == 401
-        assert time.monotonic() - started < 5  # not after the 30 s a writer may wait
-        answers: list[int] = []
-        recording = threading.Thread(target=lambda: answers.append(
-            api.post("/payments", "clerk", json=body).status_code))
-        recording.start()
-        time.sleep(0.3)
-        assert recording.is_alive() and not answers, "the recording did not wait for the writer ahead of it"
-    finally:
-        holder.rollback()
-    recording.join(10)
-    assert answers == [201]
-    holder.close()
-
-
-def test_a_writer_whose_turn_does_not_come_answers_503(app, api, world, database_url) -> None:
+@pytest.mark.parametrize("holder", ["a duesflow writer", "another program"])
+def test_a_writer_whose_turn_does_not_come_answers_503(app, api, world, database_url, holder: str) -> None:
+    """Held by one of ours, the file lock's wait ends; held by a program that takes no file lock (the sqlite3
+    shell), SQLite's own wait for BEGIN IMMEDIATE ends, and the file lock is let go again."""
     path = _sqlite_file(database_url)
     token, body = api.token("clerk"), body_for(world)
-    db.session.rollback()
+    db.session.rollback()  # the test's own transaction (outside a request, a transaction may write) is over
     impatient = create_app({**app_config(database_url),
                             "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"timeout": 0.2}}})
-    holder = _connection(path)
-    _begin(holder)
+    if holder == "a duesflow writer":
+        holding = _connection(path)
+        _begin(holding)
+    else:
+        holding = sqlite3.connect(path, isolation_level=None)  # type: ignore[assignment]
+        holding.execute("BEGIN IMMEDIATE")
     try:
         with impatient.app_context():
             response = impatient.test_client().post(
@@ -193,9 +243,11 @@ def test_a_writer_whose_turn_does_not_come_answers_503(app, api, world, database
                 headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-busy"})
             db.session.remove()
             db.engine.dispose()
+        lock_let_go = _lock_is_free(path)
     finally:
-        holder.rollback()
-        holder.close()
+        holding.rollback()
+        holding.close()
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert response.json["error"]["code"] == "service_unavailable"
+    assert lock_let_go == (holder == "another program")
     assert api.post("/payments", "clerk", json=body, headers={"Idempotency-Key": "k-busy"}).status_code == 201

@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from ..errors import InvalidCredentials, ValidationFailed
-from ..extensions import db, read_before_writing
+from ..extensions import db
 from ..identity import fold_username
 from ..models import Org, Token, User, utcnow
 from . import throttle
@@ -137,10 +137,9 @@ def user_for_token(token: str) -> tuple[User, int] | None:
     """The active user behind a live token and the token's id, or None."""
     if not token or len(token) > 200:
         return None
-    # Core on a connection: the ORM's execute would only wrap a statement of plain tables in its result pipeline (it
-    # never autoflushes for one)
-    with read_before_writing() as connection:
-        row = connection.execute(_TOKEN_WITH_USER_ORG, {"token_hash": _digest(token)}).one_or_none()
+    # Core on the session's connection: the ORM's execute would only wrap a statement of plain tables in its result
+    # pipeline (it never autoflushes for one)
+    row = db.session.connection().execute(_TOKEN_WITH_USER_ORG, {"token_hash": _digest(token)}).one_or_none()
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or not row.user_active:
         return None
     user = _loaded(User, row, "user_")
@@ -180,7 +179,7 @@ def revoke_all(user: User) -> None:
     db.session.execute(
         update(Token).where(Token.user_id == user.id, Token.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
-    user.auth_version += 1
+    user.auth_version = User.auth_version + 1  # in SQL: two revocations at once both count
     db.session.flush()
 
 
