@@ -3,7 +3,7 @@
 SQLite lets one writer in at a time, and a writer that finds the database locked sleeps in its busy handler:
 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, then 100 ms at a time, never woken when the lock is let go. Under
 load (eight clerks recording at once through four gunicorn workers) the writers slept while the lock stood free:
-the two cores were 60 % busy, a recording's p95 was 0.2–0.5 s, and duesflow recorded at 0.3 of the floor's rate
+the two cores were 60 % busy, a recording's p95 was 0.3–0.6 s, and duesflow recorded at 0.3 of the floor's rate
 (BENCHMARKS.md, issue 15).
 
 So a connection made by ``connect`` takes an exclusive ``flock`` on ``<database>-writers.lock`` before its
