@@ -151,11 +151,9 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 def _begin_immediate(connection: Any) -> None:
-    """BEGIN IMMEDIATE, once this connection holds the database's writer lock (if it is one of ours)."""
-    dbapi_connection = connection.connection.dbapi_connection
-    if not isinstance(dbapi_connection, sqlite_writers.Connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-        return
+    """BEGIN IMMEDIATE, once this connection holds the database's writer lock (``_engine_options`` makes every
+    SQLite connection a ``sqlite_writers.Connection``)."""
+    dbapi_connection: sqlite_writers.Connection = connection.connection.dbapi_connection
     try:
         dbapi_connection.take_writer_lock()
     except sqlite3.OperationalError as error:  # waited the busy timeout: as SQLite's own wait would end

@@ -57,9 +57,10 @@ class Connection(sqlite3.Connection):
         if self._lock_fd is None and not self._open_lock_file():
             return  # SQLite's own wait, as before
         assert self._lock_fd is not None
-        wait = _wait_for_alarm if _alarm_is_ours() else _wait_looking_again
-        if not (_try_lock(self._lock_fd) or (self.busy_timeout > 0 and wait(self._lock_fd, self.busy_timeout))):
-            raise sqlite3.OperationalError("database is locked")
+        if not _try_lock(self._lock_fd):  # taken: only then is the way to wait chosen
+            wait = _wait_for_alarm if _alarm_is_ours() else _wait_looking_again
+            if not (self.busy_timeout > 0 and wait(self._lock_fd, self.busy_timeout)):
+                raise sqlite3.OperationalError("database is locked")
         self._holding = True
 
     def _open_lock_file(self) -> bool:
