@@ -8,8 +8,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Request, Response, g, has_app_context, has_request_context, request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask import Flask, Response, g, has_app_context, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
@@ -62,7 +61,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .services import notifications
 
     observability.init_app(app)
-    app.session_interface = _PagesOnlySessions()
     app.url_map.converters["int"] = _IdConverter
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
@@ -72,16 +70,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     notifications.init_app(app)
     app.after_request(_security_headers)
     return app
-
-
-class _PagesOnlySessions(SecureCookieSessionInterface):
-    """The signed session cookie belongs to the pages; the API authenticates by bearer token alone, so its requests
-    neither read nor set the cookie (and opening a session cost a signing serializer on every API request)."""
-
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith("/api/"):
-            return self.make_null_session(app)
-        return super().open_session(app, request)
 
 
 class _IdConverter(IntegerConverter):

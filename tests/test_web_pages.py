@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import PASSWORD, advance, payment_row
+from flask import request
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
@@ -514,6 +515,24 @@ def test_a_logged_in_browser_has_no_access_to_the_api_and_api_answers_set_no_coo
     assert answer.status_code == 401 and answer.json["error"]["code"] == "unauthenticated"
     assert "Set-Cookie" not in answer.headers
     assert page.get("/inbox").status_code == 200  # and the API left the page session alone
+
+
+def test_an_api_request_does_not_open_the_page_session(app, pages, monkeypatch):
+    """The API never reads the cookie, so it does not build the signing serializer that would (a cost on every API
+    request; the web blueprint's session interface once replaced the one that skipped it, unnoticed)."""
+    page = pages("central")
+    opened: list[str] = []
+    real = type(app.session_interface).get_signing_serializer
+
+    def counting(self, flask_app):  # noqa: ANN001, ANN202
+        opened.append(request.path)
+        return real(self, flask_app)
+
+    monkeypatch.setattr(type(app.session_interface), "get_signing_serializer", counting)
+    assert page.get("/api/v1/payments").status_code == 401
+    assert opened == []
+    assert page.get("/inbox").status_code == 200
+    assert "/inbox" in opened
 
 
 def test_a_write_after_a_page_that_only_read_is_one_transaction_on_postgresql(app, world, api, pages):
