@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -116,6 +119,16 @@ def issue_token(user: User) -> IssuedToken:
     return IssuedToken(token, int(ttl.total_seconds()))
 
 
+@functools.cache
+def _columns_of(model: type[Any], prefix: str) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """The attribute names of ``model``'s columns and a getter of their values from a ``_TOKEN_WITH_USER_ORG`` row
+    (the columns named ``prefix`` + column), by position: looking each one up by name cost more than the row."""
+    attributes = inspect(model).column_attrs
+    names = list(_TOKEN_WITH_USER_ORG.selected_columns.keys())
+    positions = [names.index(prefix + attribute.columns[0].name) for attribute in attributes]
+    return tuple(attribute.key for attribute in attributes), itemgetter(*positions)
+
+
 def _loaded(model: type[Any], row: Any, prefix: str) -> Any:
     """The ``model`` instance of the columns named ``prefix`` + column in ``row``, in the session as a query would
     have loaded it (persistent, unchanged; its relationships load on first use): the one already there, if any."""
@@ -123,11 +136,10 @@ def _loaded(model: type[Any], row: Any, prefix: str) -> Any:
     present = db.session.identity_map.get(identity)
     if present is not None:
         return present
-    mapper = inspect(model)
-    instance = mapper.class_manager.new_instance()
+    keys, values = _columns_of(model, prefix)
+    instance = inspect(model).class_manager.new_instance()
     # as the ORM's own loading does: the values straight into the instance's dict, then committed all at once
-    instance.__dict__.update({attribute.key: getattr(row, prefix + attribute.columns[0].name)
-                              for attribute in mapper.column_attrs})
+    instance.__dict__.update(zip(keys, values(row), strict=True))
     make_transient_to_detached(instance)
     db.session.add(instance)
     return instance
