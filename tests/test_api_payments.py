@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import PATH_TO_CENTRAL, advance, payment_row
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from duesflow.extensions import db
 from duesflow.models import Event, IdempotencyKey, Org, Payment, utcnow
@@ -225,6 +225,65 @@ def test_member_cannot_create_a_payment_and_is_sent_to_the_grassroots_committee(
     assert response.json["error"]["code"] == "direct_payment_refused"
     assert "基层党委" in response.json["error"]["message"]
     assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
+
+
+@pytest.fixture
+def steps(monkeypatch):  # noqa: ANN201
+    """What a request did, in order: "load" for each validation of a body, "sql" for each statement sent."""
+    from duesflow.api import framework
+
+    done: list[str] = []
+    real_load = framework.load
+
+    def loading(schema, data):  # noqa: ANN001, ANN202
+        done.append("load")
+        return real_load(schema, data)
+
+    def statement(*_args) -> None:  # noqa: ANN002
+        done.append("sql")
+
+    monkeypatch.setattr(framework, "load", loading)
+    event.listen(db.engine, "before_cursor_execute", statement)
+    yield done
+    event.remove(db.engine, "before_cursor_execute", statement)
+
+
+def test_a_small_body_is_validated_once_before_the_first_statement(api, world, steps):
+    """On SQLite the first statement of a writing request takes the one writer lock: the body's parsing and
+    validation stay out of it. The Idempotency-Key's fingerprint reads the same parsed body."""
+    api.token("clerk")
+    body = body_for(world)
+    steps.clear()
+    assert api.post("/payments", "clerk", json=body, headers={"Idempotency-Key": "early-body"}).status_code == 201
+    assert steps[0] == "load" and steps.count("load") == 1 and "sql" in steps, steps
+
+
+def test_a_body_read_early_keeps_its_refusal_for_its_turn(api, world):
+    """Worked out before the token is read, a bad body is still refused only after authentication and the role."""
+    malformed = {"data": b"{not json", "content_type": "application/json"}
+    assert api.post("/payments", None, **malformed).json["error"]["code"] == "unauthenticated"
+    assert api.post("/payments", "member", **malformed).json["error"]["code"] == "direct_payment_refused"
+    assert api.post("/payments", "tiedong", json={"amount": 1}).json["error"]["code"] == "forbidden"
+    assert api.post("/payments", "clerk", **malformed).json["error"]["code"] == "malformed_request"
+    refused = api.post("/payments", "clerk", json=body_for(world, amount="12.5"))
+    assert refused.status_code == 422 and refused.json["error"]["code"] == "amount_below_minimum"
+    stranger = api.post("/payments", "clerk", json=body_for(world, member_id=world.members["zhou"].id,
+                                                            amount="x"))
+    assert stranger.status_code == 422 and stranger.json["error"]["code"] == "invalid_amount"
+
+
+def test_a_large_body_is_read_only_when_the_view_gets_to_it(api, world, steps):
+    """A body above the limit (or a file upload) is not parsed ahead of authentication."""
+    from duesflow.api.framework import EARLY_BODY_LIMIT
+
+    api.token("clerk")
+    body = body_for(world, note="注" * EARLY_BODY_LIMIT)
+    steps.clear()
+    assert api.post("/payments", "clerk", json=body).status_code == 422
+    assert steps[0] == "sql" and steps.count("load") == 1, steps
+    steps.clear()
+    assert api.post("/payments", None, json=body).status_code == 401
+    assert "load" not in steps
 
 
 @pytest.mark.parametrize("user", ["tiedong", "central"])
