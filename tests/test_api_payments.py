@@ -272,6 +272,15 @@ def test_a_body_read_early_keeps_its_refusal_for_its_turn(api, world):
     assert stranger.status_code == 422 and stranger.json["error"]["code"] == "invalid_amount"
 
 
+def test_batch_entry_does_not_validate_its_body_as_a_whole_ahead(api, world, steps):
+    """Its rows are checked one by one by the view; the batch schema is only its documentation."""
+    api.token("clerk")
+    body = {"rows": [body_for(world), body_for(world, amount="2000.00")]}
+    steps.clear()
+    assert api.post("/payments/batch", "clerk", json=body).status_code == 201
+    assert "load" not in steps and steps
+
+
 def test_a_large_body_is_read_only_when_the_view_gets_to_it(api, world, steps):
     """A body above the limit (or a file upload) is not parsed ahead of authentication."""
     from duesflow.api.framework import EARLY_BODY_LIMIT

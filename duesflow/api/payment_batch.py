@@ -59,6 +59,7 @@ def _recorded(user: User, rows: list[BatchRow]) -> dict[str, Any]:
     uploads="A CSV (UTF-8) or XLSX file: a header row naming the columns of a row (in Chinese, as the clerk's "
             "template has them, or in English), then one payment a row; rows are numbered as the spreadsheet shows "
             "them.",
+    body_read_early=False,  # its rows are checked one by one (rows_of_json), not as the PaymentBatch schema
 )
 def create_payment_batch() -> Any:
     user = current_user()
