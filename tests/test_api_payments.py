@@ -295,6 +295,18 @@ def test_a_large_body_is_read_only_when_the_view_gets_to_it(api, world, steps):
     assert "load" not in steps
 
 
+def test_a_request_without_a_token_gets_its_401_without_its_body_read(api, world, steps, app, monkeypatch):
+    """The work before authentication stays small: no token, no body read; nor a body over the request's limit."""
+    body = body_for(world)
+    steps.clear()
+    assert api.post("/payments", None, json=body).status_code == 401
+    assert api.post("/payments", None, json=body, headers={"Authorization": "Basic eDp5"}).status_code == 401
+    assert "load" not in steps
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 100)  # below the body's size and the early limit
+    stranger = api.post("/payments", None, json=body, headers={"Authorization": "Bearer not-a-token"})
+    assert stranger.status_code == 401 and "load" not in steps
+
+
 @pytest.mark.parametrize("user", ["tiedong", "central"])
 def test_reviewer_and_central_cannot_record_payments(api, world, user):
     response = api.post("/payments", user, json=body_for(world))
